@@ -1,0 +1,1 @@
+"""Paddle importers: tensor family."""

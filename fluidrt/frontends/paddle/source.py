@@ -1,0 +1,51 @@
+"""The frontend's view of a Paddle program, the same for ProgramDesc and PIR JSON files.
+
+Ops keep Paddle's own type names (``conv2d`` for ProgramDesc, ``pd_op.conv2d`` for PIR) and
+inputs/outputs keyed by slot: the ProgramDesc parameter name (``"X"``), or the position
+(``"0"``, ``"1"``, ...) for PIR, each slot a list of variable names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class SourceVar:
+    name: str
+    dtype: str | None  # IR dtype name; None for non-tensor vars (feed/fetch lists)
+    shape: list[int] | None  # -1 for a dim unknown until run time
+    persistable: bool = False
+
+
+@dataclass
+class SourceOp:
+    type: str
+    inputs: dict[str, list[str]]
+    outputs: dict[str, list[str]]
+    attrs: dict[str, Any]
+    index: int
+
+    def __repr__(self) -> str:
+        return f"#{self.index} {self.type}"
+
+
+@dataclass
+class SourceProgram:
+    path: str
+    format: str  # "pdmodel" or "pir"
+    vars: dict[str, SourceVar]
+    ops: list[SourceOp]
+    feeds: list[str]  # input variable names in feed order
+    fetches: list[str]  # output variable names in fetch order
+    version: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def params(self) -> list[str]:
+        """Persistable variables in the order their tensors are stored in ``.pdiparams``."""
+        return sorted(
+            name
+            for name, v in self.vars.items()
+            if v.persistable and v.dtype is not None and name not in ("feed", "fetch")
+        )

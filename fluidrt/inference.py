@@ -1,0 +1,377 @@
+"""The Paddle-Inference-compatible entry point: ``Config``, ``create_predictor``, ``Predictor``.
+
+Existing ``paddle.inference`` code runs after changing the import::
+
+    import fluidrt as paddle_infer
+    config = paddle_infer.Config("model.pdmodel", "model.pdiparams")
+    predictor = paddle_infer.create_predictor(config)
+    handle = predictor.get_input_handle(predictor.get_input_names()[0])
+    handle.copy_from_cpu(image)
+    predictor.run()
+    out = predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from fluidrt.errors import ConfigError, InputError
+from fluidrt.ir.graph import Graph, Value
+from fluidrt.ops.dtypes import from_torch, to_torch
+from fluidrt.settings import PrecisionType, Settings
+
+log = logging.getLogger(__name__)
+
+
+class Config:
+    """Where the model is and how to run it; mirrors ``paddle.inference.Config``."""
+
+    def __init__(self, model: str | None = None, params: str | None = None) -> None:
+        self._model = model
+        self._params = params
+        self.settings = Settings()
+
+    # ---- model location -------------------------------------------------------------------
+    def set_model(self, model: str, params: str | None = None) -> None:
+        self._model, self._params = model, params
+
+    def set_prog_file(self, path: str) -> None:
+        self._model = path
+
+    def set_params_file(self, path: str) -> None:
+        self._params = path
+
+    def set_model_dir(self, path: str) -> None:
+        self._model, self._params = path, None
+
+    def model_dir(self) -> str:
+        return self._model if self._model and os.path.isdir(self._model) else ""
+
+    def prog_file(self) -> str:
+        return self._model or ""
+
+    def params_file(self) -> str:
+        return self._params or ""
+
+    def model_from_memory(self) -> bool:
+        return False
+
+    # ---- device and threads -------------------------------------------------------------
+    def enable_use_gpu(
+        self,
+        memory_pool_init_size_mb: int = 100,
+        device_id: int = 0,
+        precision_mode: PrecisionType = PrecisionType.Float32,
+    ) -> None:
+        del memory_pool_init_size_mb  # torch's caching allocator sizes itself
+        self.settings.device = f"cuda:{int(device_id)}"
+
+    def disable_gpu(self) -> None:
+        self.settings.device = "cpu"
+
+    def use_gpu(self) -> bool:
+        return self.settings.device.startswith("cuda")
+
+    def gpu_device_id(self) -> int:
+        return int(self.settings.device.split(":")[1]) if self.use_gpu() else 0
+
+    def set_cpu_math_library_num_threads(self, n: int) -> None:
+        if n < 1:
+            raise ConfigError(f"set_cpu_math_library_num_threads: need n >= 1, got {n}")
+        self.settings.num_threads = int(n)
+
+    def cpu_math_library_num_threads(self) -> int:
+        return self.settings.num_threads or torch.get_num_threads()
+
+    # ---- optimisation switches ----------------------------------------------------------
+    def switch_ir_optim(self, x: bool = True) -> None:
+        self.settings.ir_optim = bool(x)
+
+    def ir_optim(self) -> bool:
+        return self.settings.ir_optim
+
+    def enable_profile(self) -> None:
+        self.settings.profile = True
+
+    # Accepted for compatibility; fluidrt's own memory planning and kernels make them moot.
+    def enable_memory_optim(self, x: bool = True) -> None:
+        del x
+
+    def enable_mkldnn(self) -> None:
+        pass
+
+    def disable_mkldnn(self) -> None:
+        pass
+
+    def disable_glog_info(self) -> None:
+        pass
+
+    def switch_use_feed_fetch_ops(self, x: bool = True) -> None:
+        del x
+
+    def switch_specify_input_names(self, x: bool = True) -> None:
+        del x
+
+    def summary(self) -> str:
+        s = self.settings
+        rows = [("model", self._model or ""), ("params", self._params or "")]
+        rows += [(k, str(v)) for k, v in vars(s).items()]
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
+class Tensor:
+    """An input or output handle of a predictor (``paddle.inference.Tensor``)."""
+
+    def __init__(self, predictor: Predictor, name: str, is_input: bool) -> None:
+        self._predictor = predictor
+        self._name = name
+        self._is_input = is_input
+        self._shape: list[int] | None = None
+
+    def name(self) -> str:
+        return self._name
+
+    def reshape(self, shape: Sequence[int]) -> None:
+        if not self._is_input:
+            raise InputError(f"output {self._name!r} cannot be reshaped")
+        self._shape = [int(d) for d in shape]
+
+    def shape(self) -> list[int]:
+        data = self._data()
+        if data is not None:
+            return list(data.shape)
+        if self._shape is not None:
+            return list(self._shape)
+        return [-1 if isinstance(d, str) else d for d in (self._value().shape or [])]
+
+    def type(self) -> str:
+        return self._value().dtype or "float32"
+
+    def copy_from_cpu(self, data: np.ndarray) -> None:
+        if not self._is_input:
+            raise InputError(f"{self._name!r} is an output; copy_from_cpu needs an input handle")
+        arr = np.asarray(data)
+        if (
+            self._shape is not None
+            and list(arr.shape) != self._shape
+            and arr.size == int(np.prod(self._shape))
+        ):
+            arr = arr.reshape(self._shape)
+        self._predictor._set_input(self._name, torch.from_numpy(np.ascontiguousarray(arr)))
+
+    def share_external_data(self, data: Any) -> None:
+        """Use a torch tensor (or DLPack-capable array) as the input without copying."""
+        t = data if isinstance(data, torch.Tensor) else torch.from_dlpack(data)
+        self._predictor._set_input(self._name, t)
+
+    def copy_to_cpu(self) -> np.ndarray:
+        data = self._data()
+        if data is None:
+            raise InputError(f"{self._name!r} has no data yet; call predictor.run() first")
+        return data.detach().to("cpu").numpy().copy()
+
+    def to_torch(self) -> torch.Tensor:
+        data = self._data()
+        if data is None:
+            raise InputError(f"{self._name!r} has no data yet; call predictor.run() first")
+        return data
+
+    def _data(self) -> torch.Tensor | None:
+        store = self._predictor._inputs if self._is_input else self._predictor._outputs
+        return store.get(self._name)
+
+    def _value(self) -> Value:
+        g = self._predictor.graph
+        if self._is_input:
+            return next(v for v in g.inputs if v.name == self._name)
+        return g.outputs[self._predictor._output_names.index(self._name)]
+
+
+class Predictor:
+    """Runs one model; create with ``create_predictor(config)``."""
+
+    def __init__(self, config: Config, graph: Graph | None = None, runner: Any = None) -> None:
+        self.config = config
+        self.settings = config.settings
+        self.device = _resolve_device(self.settings.device)
+        if self.settings.num_threads:
+            torch.set_num_threads(self.settings.num_threads)
+        if graph is None:
+            graph = load_graph(config)
+        self.graph = graph
+        self._input_names = [v.name for v in graph.inputs]
+        self._output_names = list(graph.meta.get("output_names") or [v.name for v in graph.outputs])
+        self._runner = (
+            runner if runner is not None else _build_runner(graph, self.settings, self.device)
+        )
+        self._inputs: dict[str, torch.Tensor] = {}
+        self._outputs: dict[str, torch.Tensor] = {}
+        self._lock = threading.Lock()
+
+    # ---- names and handles ------------------------------------------------------------------
+    def get_input_names(self) -> list[str]:
+        return list(self._input_names)
+
+    def get_output_names(self) -> list[str]:
+        return list(self._output_names)
+
+    def get_input_handle(self, name: str) -> Tensor:
+        if name not in self._input_names:
+            raise InputError(f"no input named {name!r}; inputs are {self._input_names}")
+        return Tensor(self, name, True)
+
+    def get_output_handle(self, name: str) -> Tensor:
+        if name not in self._output_names:
+            raise InputError(f"no output named {name!r}; outputs are {self._output_names}")
+        return Tensor(self, name, False)
+
+    def get_input_tensor_shape(self) -> dict[str, list[int]]:
+        return {n: self.get_input_handle(n).shape() for n in self._input_names}
+
+    # ---- running ------------------------------------------------------------------------
+    def run(self, inputs: Sequence[np.ndarray | torch.Tensor] | None = None) -> Any:
+        """``run()`` uses the handles; ``run([arrays])`` returns a list of NumPy outputs."""
+        if inputs is not None:
+            if len(inputs) != len(self._input_names):
+                raise InputError(
+                    f"expected {len(self._input_names)} inputs {self._input_names}, "
+                    f"got {len(inputs)}"
+                )
+            for name, x in zip(self._input_names, inputs, strict=True):
+                t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
+                self._set_input(name, t)
+        missing = [n for n in self._input_names if n not in self._inputs]
+        if missing:
+            raise InputError(f"inputs {missing} have no data; call copy_from_cpu first")
+        with self._lock:
+            outs = self._runner.run([self._inputs[n] for n in self._input_names])
+        self._outputs = dict(zip(self._output_names, outs, strict=True))
+        if inputs is not None:
+            return [o.detach().to("cpu").numpy() for o in outs]
+        return True
+
+    def clone(self) -> Predictor:
+        """A predictor sharing this one's graph and weights, with its own inputs and outputs."""
+        twin = copy.copy(self)
+        twin._inputs, twin._outputs = {}, {}
+        twin._lock = threading.Lock()
+        twin._runner = self._runner.clone() if hasattr(self._runner, "clone") else self._runner
+        return twin
+
+    def clear_intermediate_tensor(self) -> None:
+        pass
+
+    def try_shrink_memory(self) -> int:
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        return 0
+
+    def summary(self) -> str:
+        describe = getattr(self._runner, "summary", None)
+        if describe is not None:
+            return describe()
+        return f"{len(self.graph.nodes)} nodes, all native"
+
+    # ---- input checking -------------------------------------------------------------------
+    def _set_input(self, name: str, t: torch.Tensor) -> None:
+        value = next((v for v in self.graph.inputs if v.name == name), None)
+        if value is None:
+            raise InputError(f"no input named {name!r}; inputs are {self._input_names}")
+        check_input(value, t)
+        self._inputs[name] = t.to(self.device, non_blocking=True)
+
+
+def check_input(value: Value, t: torch.Tensor) -> None:
+    """Raise ``InputError`` unless ``t`` fits the declared rank, static dims and dtype."""
+    expected_dtype = value.dtype
+    got_dtype = from_torch(t.dtype) if t.dtype in _TORCH_NAMES else str(t.dtype)
+    shape = [d if isinstance(d, int) else -1 for d in (value.shape or [])]
+    if got_dtype != expected_dtype:
+        raise InputError(
+            f"input {value.name!r}: expected dtype {expected_dtype}, got {got_dtype} "
+            f"(shape {list(t.shape)}); convert it with .astype({expected_dtype!r})"
+        )
+    if value.shape is not None:
+        if t.dim() != len(shape):
+            raise InputError(
+                f"input {value.name!r}: expected rank {len(shape)} with shape {shape}, "
+                f"got rank {t.dim()} with shape {list(t.shape)}"
+            )
+        bad = [i for i, (e, g) in enumerate(zip(shape, t.shape, strict=True)) if e >= 0 and e != g]
+        if bad:
+            raise InputError(
+                f"input {value.name!r}: expected shape {shape} (-1 = any), got {list(t.shape)}; "
+                f"dimension {bad[0]} differs"
+            )
+
+
+_TORCH_NAMES = {
+    to_torch(n)
+    for n in (
+        "float32",
+        "float16",
+        "bfloat16",
+        "float64",
+        "int8",
+        "uint8",
+        "int16",
+        "int32",
+        "int64",
+        "bool",
+    )
+}
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                f"enable_use_gpu() asked for {device}, but torch sees no CUDA device; "
+                "call config.disable_gpu() to run on the CPU"
+            )
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"enable_use_gpu(device_id={index}): only {torch.cuda.device_count()} GPU(s) visible"
+            )
+    return torch.device(device)
+
+
+def load_graph(config: Config) -> Graph:
+    """Import the model a config points at (Paddle program or ONNX file)."""
+    model = config.prog_file()
+    if not model:
+        raise ConfigError("Config has no model: pass Config(model_file, params_file) or a dir")
+    if model.endswith(".onnx"):
+        from fluidrt.frontends.onnx import load_onnx_model
+
+        return load_onnx_model(model)
+    from fluidrt.frontends.paddle import load_paddle_model
+
+    return load_paddle_model(model, config.params_file() or None)
+
+
+def _build_runner(graph: Graph, settings: Settings, device: torch.device) -> Any:
+    from fluidrt.ops.executor import NativeExecutor
+
+    return NativeExecutor(graph, device)
+
+
+def create_predictor(config: Config) -> Predictor:
+    """Import the model, optimise and partition it as the config says, and return a Predictor."""
+    return Predictor(config)
+
+
+def get_version() -> str:
+    from fluidrt import __version__
+
+    return __version__

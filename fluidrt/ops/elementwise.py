@@ -1,0 +1,1 @@
+"""Canonical ops: elementwise family."""

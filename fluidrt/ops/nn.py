@@ -1,0 +1,1 @@
+"""Canonical ops: nn family."""

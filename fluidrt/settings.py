@@ -1,0 +1,38 @@
+"""Every build and run setting, with its default, in one place (API, CLI and server share it)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class PrecisionType(enum.IntEnum):
+    """Engine precision, numbered as Paddle Inference's ``PrecisionType``."""
+
+    Float32 = 0
+    Int8 = 1
+    Half = 2
+    Bfloat16 = 3
+
+
+@dataclass
+class Settings:
+    device: str = "cpu"  # "cpu" or "cuda:N"
+    num_threads: int = 0  # 0: leave torch's default
+    ir_optim: bool = True
+    # engine (build phase)
+    use_engine: bool = False
+    workspace_size: int = 1 << 30
+    max_batch_size: int = 1
+    min_subgraph_size: int = 3
+    precision: PrecisionType = PrecisionType.Float32
+    use_static: bool = False
+    use_calib_mode: bool = False
+    disabled_ops: list[str] = field(default_factory=list)  # op types or value names kept native
+    optim_cache_dir: str | None = None
+    # dynamic shapes: input name -> shape
+    min_input_shape: dict[str, list[int]] = field(default_factory=dict)
+    max_input_shape: dict[str, list[int]] = field(default_factory=dict)
+    opt_input_shape: dict[str, list[int]] = field(default_factory=dict)
+    # diagnostics
+    profile: bool = False
