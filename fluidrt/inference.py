@@ -101,6 +101,61 @@ class Config:
     def enable_profile(self) -> None:
         self.settings.profile = True
 
+    # ---- engines (Paddle-TRT's subgraph engine) -------------------------------------------
+    def enable_engine(
+        self,
+        workspace_size: int = 1 << 30,
+        max_batch_size: int = 1,
+        min_subgraph_size: int = 3,
+        precision_mode: PrecisionType = PrecisionType.Float32,
+        use_static: bool = False,
+        use_calib_mode: bool = False,
+        use_cuda_graph: bool = True,
+    ) -> None:
+        """Cut supported subgraphs out into optimized engines; the rest runs natively."""
+        if max_batch_size < 1 or min_subgraph_size < 1 or workspace_size < 0:
+            raise ConfigError(
+                "enable_engine: need max_batch_size >= 1, min_subgraph_size >= 1 and "
+                f"workspace_size >= 0 (got {max_batch_size}, {min_subgraph_size}, {workspace_size})"
+            )
+        s = self.settings
+        s.use_engine = True
+        s.workspace_size = int(workspace_size)
+        s.max_batch_size = int(max_batch_size)
+        s.min_subgraph_size = int(min_subgraph_size)
+        s.precision = PrecisionType(precision_mode)
+        s.use_static = bool(use_static)
+        s.use_calib_mode = bool(use_calib_mode)
+        s.use_cuda_graph = bool(use_cuda_graph)
+
+    def enable_tensorrt_engine(
+        self,
+        workspace_size: int = 1 << 30,
+        max_batch_size: int = 1,
+        min_subgraph_size: int = 3,
+        precision_mode: PrecisionType = PrecisionType.Float32,
+        use_static: bool = False,
+        use_calib_mode: bool = True,
+        use_cuda_graph: bool = False,
+    ) -> None:
+        """Paddle Inference's signature and defaults; same as ``enable_engine``."""
+        self.enable_engine(workspace_size, max_batch_size, min_subgraph_size, precision_mode,
+                           use_static, use_calib_mode, use_cuda_graph)
+
+    def engine_enabled(self) -> bool:
+        return self.settings.use_engine
+
+    tensorrt_engine_enabled = engine_enabled
+
+    def set_optim_cache_dir(self, path: str) -> None:
+        self.settings.optim_cache_dir = str(path)
+
+    def exp_disable_engine_ops(self, ops: Sequence[str]) -> None:
+        """Keep these op types (Paddle or canonical names) or variable names out of engines."""
+        self.settings.disabled_ops = list(self.settings.disabled_ops) + [str(o) for o in ops]
+
+    exp_disable_tensorrt_ops = exp_disable_engine_ops
+
     # Accepted for compatibility; fluidrt's own memory planning and kernels make them moot.
     def enable_memory_optim(self, x: bool = True) -> None:
         del x
@@ -190,10 +245,10 @@ class Tensor:
         return store.get(self._name)
 
     def _value(self) -> Value:
-        g = self._predictor.graph
+        p = self._predictor
         if self._is_input:
-            return next(v for v in g.inputs if v.name == self._name)
-        return g.outputs[self._predictor._output_names.index(self._name)]
+            return next(v for v in p._input_values if v.name == self._name)
+        return Value(self._name, None, None)
 
 
 class Predictor:
@@ -276,14 +331,11 @@ class Predictor:
         return 0
 
     def summary(self) -> str:
-        describe = getattr(self._runner, "summary", None)
-        if describe is not None:
-            return describe()
-        return f"{len(self.graph.nodes)} nodes, all native"
+        return self._runner.summary()
 
     # ---- input checking -------------------------------------------------------------------
     def _set_input(self, name: str, t: torch.Tensor) -> None:
-        value = next((v for v in self.graph.inputs if v.name == name), None)
+        value = next((v for v in self._input_values if v.name == name), None)
         if value is None:
             raise InputError(f"no input named {name!r}; inputs are {self._input_names}")
         check_input(value, t)
@@ -360,10 +412,57 @@ def load_graph(config: Config) -> Graph:
     return load_paddle_model(model, config.params_file() or None)
 
 
-def _build_runner(graph: Graph, settings: Settings, device: torch.device) -> Any:
-    from fluidrt.ops.executor import NativeExecutor
+class NativeModel:
+    """The runner when engines are off: the whole (optimized) graph on the native executor."""
 
-    return NativeExecutor(graph, device)
+    def __init__(self, graph: Graph, device: torch.device) -> None:
+        from fluidrt.ops.executor import NativeExecutor
+
+        self.graph = graph
+        self.inputs = list(graph.inputs)
+        self.output_names = list(graph.meta.get("output_names") or [v.name for v in graph.outputs])
+        self._exec = NativeExecutor(graph, device)
+
+    def run(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        return self._exec.run(inputs)
+
+    def summary(self) -> str:
+        return f"native: {len(self.graph.nodes)} nodes (engines off)"
+
+
+def build_runner(config: Config, device: torch.device, graph: Graph | None = None) -> Any:
+    """Import, optimize, partition and build what a predictor runs (or load it from cache)."""
+    from fluidrt.engine.cache import PlanCache
+    from fluidrt.engine.model import partition_and_build
+    from fluidrt.passes import run_passes
+
+    s = config.settings
+    cache = PlanCache.for_config(config, device) if s.use_engine and s.use_static else None
+    if cache is not None:
+        model = cache.load()
+        if model is not None:
+            return model
+    if graph is None:
+        graph = load_graph(config)
+    if s.ir_optim:
+        graph = run_passes(graph, s)
+    if not s.use_engine:
+        return NativeModel(graph, device)
+    model = partition_and_build(graph, s, device, _progress_logger())
+    if cache is not None:
+        cache.save(model)
+    return model
+
+
+def _progress_logger() -> Any:
+    last = {"stage": None}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if done == total or stage != last["stage"]:
+            log.info("%s: %d/%d", stage, done, total)
+        last["stage"] = stage
+
+    return progress
 
 
 def create_predictor(config: Config) -> Predictor:

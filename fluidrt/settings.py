@@ -28,6 +28,7 @@ class Settings:
     precision: PrecisionType = PrecisionType.Float32
     use_static: bool = False
     use_calib_mode: bool = False
+    use_cuda_graph: bool = True
     disabled_ops: list[str] = field(default_factory=list)  # op types or value names kept native
     optim_cache_dir: str | None = None
     # dynamic shapes: input name -> shape

@@ -6,7 +6,7 @@ change them, so the two directions never disagree. Nodes are kept in topological
 
 from __future__ import annotations
 
-import itertools
+import copy
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -90,14 +90,18 @@ class Graph:
         self.inputs: list[Value] = []
         self.outputs: list[Value] = []
         self.meta: dict[str, Any] = {}
-        self._counter = itertools.count()
+        self._counter = 0
 
     # ---- construction -------------------------------------------------------------------
+    def _next(self) -> int:
+        self._counter += 1
+        return self._counter
+
     def unique_name(self, base: str) -> str:
         if base not in self.values:
             return base
         while True:
-            name = f"{base}.{next(self._counter)}"
+            name = f"{base}.{self._next()}"
             if name not in self.values:
                 return name
 
@@ -159,7 +163,7 @@ class Graph:
         names = self.meta.setdefault("_node_names", set())
         name = base
         while name in names:
-            name = f"{base}_{next(self._counter)}"
+            name = f"{base}_{self._next()}"
         names.add(name)
         return name
 
@@ -202,6 +206,11 @@ class Graph:
         for name in dead:
             del self.values[name]
         return len(dead)
+
+    def clone(self) -> Graph:
+        """A deep copy that shares constant data (weights are never mutated in place)."""
+        memo = {id(v.data): v.data for v in self.values.values() if v.data is not None}
+        return copy.deepcopy(self, memo)
 
     # ---- queries ------------------------------------------------------------------------
     def consts(self) -> Iterable[Value]:

@@ -20,11 +20,14 @@ from fluidrt.ops.registry import get_op
 log = logging.getLogger(__name__)
 
 _PRIMES = (10007, 10009, 10037, 10039, 10061, 10067, 10069, 10079, 10091, 10093)
+# a second run with other primes tells dims derived from a symbol (N - 2, N // 2) from static ones
+_PRIMES_CHECK = (10103, 10111, 10133, 10139, 10141, 10151, 10159, 10163, 10169, 10177)
 _EXPR = re.compile(r"^([A-Za-z_?][\w?]*)(?:\*(\d+))?$")
 
 
 class _SymbolTable:
-    def __init__(self) -> None:
+    def __init__(self, primes: tuple[int, ...] = _PRIMES) -> None:
+        self.primes = primes
         self.by_symbol: dict[str, int] = {}
 
     def concrete(self, dim: Dim) -> int:
@@ -35,9 +38,9 @@ class _SymbolTable:
             raise ValueError(f"unsupported symbolic dim {dim!r}")
         sym, mult = m.group(1), int(m.group(2) or 1)
         if sym not in self.by_symbol:
-            if len(self.by_symbol) >= len(_PRIMES):
+            if len(self.by_symbol) >= len(self.primes):
                 raise ValueError("too many distinct symbolic dims in one node")
-            self.by_symbol[sym] = _PRIMES[len(self.by_symbol)]
+            self.by_symbol[sym] = self.primes[len(self.by_symbol)]
         return self.by_symbol[sym] * mult
 
     def symbolic(self, dim: int) -> Dim:
@@ -64,13 +67,13 @@ def infer_node(node: Node) -> None:
     attrs = opdef.resolve_attrs(node.attrs, f"node {node.name!r}: ")
     table = _SymbolTable()
     try:
-        args = [
-            None if v is None else _meta_input(v, table, i in opdef.value_inputs)
-            for i, v in enumerate(node.inputs)
-        ]
-        with torch.no_grad():
-            out = opdef.impl(*args, **attrs)
-        outs = list(out) if isinstance(out, (tuple, list)) else [out]
+        outs = _run_meta(node, opdef, attrs, table)
+        check = None
+        if table.by_symbol:  # run again with other primes; dims that disagree are unknown
+            check = _SymbolTable(_PRIMES_CHECK)
+            check_outs = _run_meta(node, opdef, attrs, check)
+            if [t.dim() for t in outs] != [t.dim() for t in check_outs]:
+                raise ValueError("output rank depends on a symbolic dim")
     except Exception as exc:  # value-dependent shapes or unknown ranks: shape stays unknown
         log.debug("shape of %s (%s) unknown: %s", node.name, node.op, exc)
         _fallback(node, attrs)
@@ -79,9 +82,23 @@ def infer_node(node: Node) -> None:
         raise ValueError(
             f"node {node.name!r} ({node.op}) has {len(node.outputs)} outputs, impl gave {len(outs)}"
         )
-    for value, t in zip(node.outputs, outs, strict=True):
-        value.shape = tuple(table.symbolic(int(d)) for d in t.shape)
+    for k, (value, t) in enumerate(zip(node.outputs, outs, strict=True)):
+        dims = [table.symbolic(int(d)) for d in t.shape]
+        if check is not None:
+            again = [check.symbolic(int(d)) for d in check_outs[k].shape]
+            dims = [a if a == b else "?" for a, b in zip(dims, again, strict=True)]
+        value.shape = tuple(dims)
         value.dtype = from_torch(t.dtype)
+
+
+def _run_meta(node: Node, opdef, attrs: dict, table: _SymbolTable) -> list[torch.Tensor]:
+    args = [
+        None if v is None else _meta_input(v, table, i in opdef.value_inputs)
+        for i, v in enumerate(node.inputs)
+    ]
+    with torch.no_grad():
+        out = opdef.impl(*args, **attrs)
+    return list(out) if isinstance(out, (tuple, list)) else [out]
 
 
 def _fallback(node: Node, attrs: dict) -> None:

@@ -74,8 +74,8 @@ def read_program_desc(data: bytes, path: str) -> SourceProgram:
     for var in block["vars"]:
         vtype = var.get("type") or {}
         dtype = shape = None
-        if vtype.get("type") == LOD_TENSOR and "lod_tensor" in vtype:
-            tensor = vtype["lod_tensor"].get("tensor", {})
+        if vtype.get("type") == LOD_TENSOR and "dense_tensor" in vtype:
+            tensor = vtype["dense_tensor"].get("tensor", {})
             dtype = VAR_DTYPES.get(tensor.get("data_type"))
             shape = list(tensor.get("dims", []))
         vars_[var["name"]] = SourceVar(var["name"], dtype, shape, bool(var.get("persistable")))

@@ -46,7 +46,7 @@ SCHEMA: dict[str, dict[int, tuple[str, int, bool, str | None]]] = {
     "VarType": {
         1: ("type", VARINT, False, None),
         2: ("selected_rows", MESSAGE, False, "TensorDesc"),
-        3: ("lod_tensor", MESSAGE, False, "LoDTensorDesc"),
+        3: ("dense_tensor", MESSAGE, False, "LoDTensorDesc"),
         4: ("tensor_array", MESSAGE, False, "LoDTensorDesc"),
     },
     "TensorDesc": {

@@ -27,6 +27,11 @@ class SourceOp:
     attrs: dict[str, Any]
     index: int
 
+    @property
+    def format_legacy(self) -> bool:
+        """True for ProgramDesc ops (named slots), False for PIR ops (positional slots)."""
+        return not self.type.startswith(("pd_op.", "builtin.", "cf.", "custom_op."))
+
     def __repr__(self) -> str:
         return f"#{self.index} {self.type}"
 

@@ -1,0 +1,147 @@
+"""The build phase of one engine: concrete shapes, tactic selection by timing, memory plan.
+
+For each layout the engine could use (NCHW, and channels-last when it has convolutions), the
+builder runs the subgraph once with the reference tactic to get real activations, times every
+candidate tactic of every layer on them, keeps the fastest, then times the whole engine; the
+faster layout wins. Choices are recorded in each node's ``meta["tactic"]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from fluidrt.engine.fingerprint import fingerprint
+from fluidrt.engine.layers import candidate_tactics
+from fluidrt.engine.memory import plan_memory
+from fluidrt.engine.runtime import Engine
+from fluidrt.ir.graph import Graph
+from fluidrt.ops.dtypes import to_torch
+from fluidrt.ops.infer import concrete_shape, infer_graph
+from fluidrt.settings import Settings
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str, int, int], None]
+
+
+def _time(fn: Callable[[], Any], device: torch.device, repeat: int) -> float:
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    fn()
+    sync()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def concretize(graph: Graph, batch: int) -> Graph:
+    """A copy of ``graph`` with the symbolic batch bound and every shape re-inferred."""
+    g = graph.clone()
+    for v in g.inputs:
+        if v.shape is not None:
+            v.shape = concrete_shape(v.shape, {"N": batch})
+    infer_graph(g)
+    return g
+
+
+def _random_inputs(graph: Graph, device: torch.device, seed: int = 0) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for v in graph.inputs:
+        dtype = to_torch(v.dtype)
+        if dtype.is_floating_point:
+            t = torch.randn(v.static_shape, generator=gen).to(dtype)
+        elif dtype == torch.bool:
+            t = torch.rand(v.static_shape, generator=gen) > 0.5
+        else:
+            t = torch.randint(0, 2, v.static_shape, generator=gen).to(dtype)
+        out.append(t.to(device))
+    return out
+
+
+def _select_tactics(graph: Graph, device: torch.device, layout: str, repeat: int,
+                    progress: Progress | None) -> None:
+    """Time every candidate tactic of every layer on real activations; keep the fastest."""
+    consts = {v.name: torch.from_numpy(v.data.copy()).to(device) for v in graph.consts() if v.users}
+    env: dict[str, torch.Tensor] = dict(consts)
+    for v, t in zip(graph.inputs, _random_inputs(graph, device), strict=True):
+        if layout == "nhwc" and t.dim() == 4 and t.is_floating_point():
+            t = t.contiguous(memory_format=torch.channels_last)
+        env[v.name] = t
+    total = len(graph.nodes)
+    with torch.inference_mode():
+        for idx, node in enumerate(graph.nodes):
+            args = [env[v.name] if v is not None else None for v in node.inputs]
+            cconsts = {i: consts[v.name] for i, v in enumerate(node.inputs)
+                       if v is not None and v.is_const}
+            cands = candidate_tactics(node, device)
+            best, best_t, best_out = None, float("inf"), None
+            timings = {}
+            for tac in cands:
+                try:
+                    run = tac.prepare(node, cconsts, device)
+                    out = run(args)
+                    t = _time(lambda run=run: run(args), device, repeat) if len(cands) > 1 else 0.0
+                except Exception as exc:  # a tactic that cannot run this layer is skipped
+                    log.debug("tactic %s failed on %s: %s", tac.name, node.name, exc)
+                    continue
+                timings[tac.name] = t
+                if t < best_t:
+                    best, best_t, best_out = tac.name, t, out
+            if best is None:
+                raise RuntimeError(f"no tactic could run layer {node.name!r} ({node.op})")
+            node.meta["tactic"] = best
+            node.meta["timings_ms"] = {k: round(v * 1e3, 4) for k, v in timings.items()}
+            env.update(zip((v.name for v in node.outputs), best_out, strict=True))
+            if progress:
+                progress(f"tuning layers ({layout})", idx + 1, total)
+
+
+def build_engine(
+    graph: Graph,
+    settings: Settings,
+    device: torch.device,
+    progress: Progress | None = None,
+) -> Engine:
+    """Build an engine for ``graph`` (a cluster subgraph) at ``max_batch_size``."""
+    start = time.perf_counter()
+    batch = max(1, int(settings.max_batch_size))
+    base = concretize(graph, batch)
+    memory = plan_memory(base, settings.workspace_size)
+    has_conv = any(n.op in ("conv2d", "fused_conv2d") for n in base.nodes)
+    layouts = ["nchw", "nhwc"] if has_conv else ["nchw"]
+    repeat = 5 if device.type == "cpu" else 20
+    best = None
+    for layout in layouts:
+        candidate = base.clone()
+        _select_tactics(candidate, device, layout, repeat, progress)
+        engine = Engine(candidate, device, layout, batch, memory)
+        if len(layouts) == 1:
+            best = (0.0, engine)
+            break
+        ctx = engine.create_execution_context()
+        inputs = _random_inputs(candidate, device, seed=1)
+        elapsed = _time(lambda ctx=ctx, inputs=inputs: ctx.run(inputs), device, repeat)
+        log.info("engine layout %s: %.3f ms", layout, elapsed * 1e3)
+        if best is None or elapsed < best[0]:
+            best = (elapsed, engine)
+    engine = best[1]
+    # keep the symbolic shapes of the original graph; tactics were chosen at the build shapes
+    final = graph.clone()
+    for src, dst in zip(engine.graph.nodes, final.nodes, strict=True):
+        dst.meta["tactic"] = src.meta["tactic"]
+        dst.meta["timings_ms"] = src.meta.get("timings_ms", {})
+    engine.graph = final
+    engine.fingerprint = fingerprint(device, settings)
+    engine.build_seconds = time.perf_counter() - start
+    log.info("built engine of %d layers in %.2f s (layout %s)", len(final.nodes),
+             engine.build_seconds, engine.layout)
+    return engine

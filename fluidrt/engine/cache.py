@@ -1,0 +1,85 @@
+"""The optim cache (``use_static``): built models saved as plans and reloaded without building.
+
+The key covers the program bytes, **the weights' bytes**, every setting that changes the build,
+and the fingerprint (versions, device). Entries are written atomically; one that fails to load
+(truncated, altered, another device or version) is rebuilt and replaced, never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from typing import TYPE_CHECKING
+
+import torch
+
+from fluidrt.engine.fingerprint import fingerprint
+from fluidrt.engine.plan import write_atomic
+from fluidrt.errors import PlanError
+
+if TYPE_CHECKING:
+    from fluidrt.engine.model import PartitionedModel
+    from fluidrt.inference import Config
+
+log = logging.getLogger(__name__)
+
+_BUILD_SETTINGS = (
+    "ir_optim", "workspace_size", "max_batch_size", "min_subgraph_size", "precision",
+    "use_calib_mode", "disabled_ops", "min_input_shape", "max_input_shape", "opt_input_shape",
+)
+
+
+def cache_key(files: list[str], settings: object, device: torch.device) -> str:
+    h = hashlib.sha256()
+    for path in files:
+        h.update(os.path.basename(path).encode() + b"\0")
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                h.update(chunk)
+    cfg = {k: getattr(settings, k) for k in _BUILD_SETTINGS}
+    cfg["precision"] = int(cfg["precision"])
+    h.update(json.dumps(cfg, sort_keys=True).encode())
+    h.update(json.dumps(fingerprint(device, settings), sort_keys=True).encode())
+    return h.hexdigest()
+
+
+class PlanCache:
+    def __init__(self, path: str, device: torch.device) -> None:
+        self.path = path
+        self.device = device
+
+    @classmethod
+    def for_config(cls, config: Config, device: torch.device) -> PlanCache:
+        from fluidrt.frontends.paddle.loader import resolve_model_files
+
+        model = config.prog_file()
+        if model.endswith(".onnx"):
+            files = [model]
+        else:
+            prog, params = resolve_model_files(model, config.params_file() or None)
+            files = [prog] + ([params] if params else [])
+        s = config.settings
+        directory = s.optim_cache_dir or os.path.join(os.path.dirname(os.path.abspath(files[0])),
+                                                       "_opt_cache")
+        key = cache_key(files, s, device)
+        return cls(os.path.join(directory, f"fluidrt_{key[:40]}.plan"), device)
+
+    def load(self) -> PartitionedModel | None:
+        from fluidrt.engine.model import PartitionedModel
+
+        if not os.path.exists(self.path):
+            return None
+        try:
+            with open(self.path, "rb") as f:
+                model = PartitionedModel.deserialize(f.read(), self.device, self.path)
+        except PlanError as exc:
+            log.warning("optim cache entry unusable, rebuilding: %s", exc)
+            return None
+        log.info("loaded engines from optim cache %s", self.path)
+        return model
+
+    def save(self, model: PartitionedModel) -> None:
+        write_atomic(self.path, model.serialize())
+        log.info("saved engines to optim cache %s", self.path)

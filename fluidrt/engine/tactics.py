@@ -1,0 +1,186 @@
+"""Engine layers and their tactics on torch: the reference kernel, channels-last, oneDNN fused.
+
+Each tactic's ``prepare(node, consts, device)`` does the one-time work (weight layout, prepacking)
+and returns ``run(args) -> outputs``. ``consts`` maps input index -> tensor for constant inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from fluidrt.engine.layers import Runner, register_layer, tactic
+from fluidrt.ir.graph import Node
+from fluidrt.ops.registry import get_op
+
+# ---------------------------------------------------------------------------------------------
+# layers
+conv = register_layer("conv2d", "fused_conv2d")
+conv_transpose = register_layer("conv2d_transpose")
+gemm = register_layer("matmul", "fused_matmul")
+pool = register_layer("pool2d", "adaptive_pool2d")
+norm = register_layer(
+    "batch_norm", "layer_norm", "group_norm", "instance_norm", "lrn", "softmax", "log_softmax"
+)
+resize = register_layer("resize")
+reduce = register_layer("reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_prod")
+elementwise = register_layer(
+    "add", "sub", "mul", "div", "pow", "max", "min", "neg", "abs", "exp", "log", "sqrt",
+    "rsqrt", "reciprocal", "square", "sin", "cos", "tanh", "sigmoid", "erf", "floor", "ceil",
+    "relu", "clip", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "swish", "hard_swish",
+    "hard_sigmoid", "hard_tanh", "mish", "softplus", "softsign", "log_sigmoid", "prelu", "scale",
+    "fused_elementwise",
+)
+cast = register_layer("cast")
+movement = register_layer(
+    "identity", "reshape", "flatten", "transpose", "squeeze", "unsqueeze", "concat", "split",
+    "slice", "gather", "pad", "expand", "tile", "stack", "unstack", "flip",
+    float_only=False,
+)
+
+
+def _bound_impl(node: Node) -> Any:
+    opdef = get_op(node.op)
+    attrs = opdef.resolve_attrs(node.attrs)
+    return opdef.impl, attrs
+
+
+def _as_list(out: Any) -> list[torch.Tensor]:
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
+# ---------------------------------------------------------------------------------------------
+# the reference tactic: every layer can run its canonical implementation
+@tactic(conv, conv_transpose, gemm, pool, norm, resize, reduce, elementwise, cast, movement,
+        name="torch")
+def _torch(node: Node, consts: dict[int, torch.Tensor], device: torch.device) -> Runner:
+    impl, attrs = _bound_impl(node)
+
+    def run(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
+        return _as_list(impl(*args, **attrs))
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------------
+# convolution: channels-last weights, and oneDNN's fused conv + bias + activation (+ residual)
+def _static_conv(node: Node) -> bool:
+    return (
+        node.attrs.get("auto_pad", "NOTSET") == "NOTSET"
+        and node.inputs[1] is not None
+        and node.inputs[1].is_const
+        and len(node.inputs[1].shape or ()) == 4
+    )
+
+
+@tactic(conv, name="torch_channels_last", applies=_static_conv)
+def _conv_channels_last(node: Node, consts: dict[int, torch.Tensor], device: torch.device) -> Runner:
+    impl, attrs = _bound_impl(node)
+    w = consts[1].contiguous(memory_format=torch.channels_last)
+
+    def run(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
+        x = args[0].contiguous(memory_format=torch.channels_last)
+        rest = list(args[2:])
+        if len(rest) > 1 and rest[1] is not None:
+            rest[1] = rest[1].contiguous(memory_format=torch.channels_last)
+        return [impl(x, w, *rest, **attrs)]
+
+    return run
+
+
+# oneDNN post-ops fusable into the convolution, with the scalars they take
+_ONEDNN_UNARY = {
+    "none": ("none", lambda a: []),
+    "relu": ("relu", lambda a: []),
+    "sigmoid": ("sigmoid", lambda a: []),
+    "tanh": ("tanh", lambda a: []),
+    "silu": ("swish", lambda a: []),
+    "hard_swish": ("hardswish", lambda a: []),
+    "leaky_relu": ("leaky_relu", lambda a: [a.get("alpha", 0.01)]),
+    "clip": ("hardtanh", lambda a: [a.get("min", float("-inf")), a.get("max", float("inf"))]),
+    "gelu": ("gelu", lambda a: []),
+}
+
+
+def _onednn_applies(node: Node) -> bool:
+    if not _static_conv(node) or not torch.backends.mkldnn.is_available():
+        return False
+    act = node.attrs.get("activation", "none")
+    if act not in _ONEDNN_UNARY or (act == "hard_swish" and node.attrs.get("act_attrs")):
+        return False
+    if act == "gelu" and node.attrs.get("act_attrs", {}).get("approximate"):
+        return False
+    if act == "clip":  # hardtanh needs finite bounds
+        a = node.attrs.get("act_attrs", {})
+        if abs(a.get("min", float("-inf"))) == float("inf") or abs(a.get("max", 0)) == float("inf"):
+            return False
+    pads = node.attrs.get("pads", [0, 0, 0, 0])
+    return pads[:2] == pads[2:] and node.outputs[0].dtype == "float32"
+
+
+@tactic(conv, name="onednn_fused", devices=("cpu",), applies=_onednn_applies)
+def _conv_onednn(node: Node, consts: dict[int, torch.Tensor], device: torch.device) -> Runner:
+    a = node.attrs
+    stride = list(a.get("strides", [1, 1]))
+    dil = list(a.get("dilations", [1, 1]))
+    groups = int(a.get("groups", 1))
+    pad = list(a.get("pads", [0, 0, 0, 0]))[:2]
+    in_shape = [int(d) if isinstance(d, int) else 1 for d in node.inputs[0].shape]
+    w = torch._C._nn.mkldnn_reorder_conv2d_weight(
+        consts[1].contiguous().to_mkldnn(), pad, stride, dil, groups, in_shape
+    )
+    bias = consts.get(2)
+    attr, scalars_of = _ONEDNN_UNARY[a.get("activation", "none")]
+    scalars = scalars_of(a.get("act_attrs", {}))
+    has_residual = len(node.inputs) > 3 and node.inputs[3] is not None
+    pointwise = torch.ops.mkldnn._convolution_pointwise
+
+    if not has_residual:
+
+        def run(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
+            x = args[0].contiguous(memory_format=torch.channels_last)
+            b = bias if bias is not None else (args[2] if len(args) > 2 else None)
+            return [pointwise(x, w, b, pad, stride, dil, groups, attr, scalars, "")]
+
+        return run
+    unary = None if attr == "none" else attr
+
+    def run_residual(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
+        x = args[0].contiguous(memory_format=torch.channels_last)
+        r = args[3].contiguous(memory_format=torch.channels_last)
+        b = bias if bias is not None else args[2]
+        return [
+            pointwise.binary(x, r, w, b, pad, stride, dil, groups, "add", None, unary, scalars, "")
+        ]
+
+    return run_residual
+
+
+# ---------------------------------------------------------------------------------------------
+# GEMM with a constant weight: pre-transposed weight through F.linear (one BLAS call + bias)
+def _weight_gemm(node: Node) -> bool:
+    b = node.inputs[1]
+    return (
+        b is not None and b.is_const and len(b.shape or ()) == 2
+        and not node.attrs.get("trans_a", False)
+        and (len(node.inputs) < 4 or node.inputs[3] is None)
+    )
+
+
+@tactic(gemm, name="linear", applies=_weight_gemm)
+def _gemm_linear(node: Node, consts: dict[int, torch.Tensor], device: torch.device) -> Runner:
+    from fluidrt.ops.fused import apply_activation
+
+    w = consts[1] if node.attrs.get("trans_b", False) else consts[1].t()
+    w = w.contiguous()
+    bias = consts.get(2)
+    act = node.attrs.get("activation", "none")
+    act_attrs = node.attrs.get("act_attrs", {})
+    linear = torch.nn.functional.linear
+
+    def run(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
+        b = bias if bias is not None else (args[2] if len(args) > 2 else None)
+        return [apply_activation(linear(args[0], w, b), act, act_attrs)]
+
+    return run

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Install fluidrt with everything its tests, benchmarks and examples need (CPU machine).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+# torch is pinned in requirements-dev.txt: an unpinned torch pulls several GB of CUDA wheels.
+$PY -m pip install -q -r requirements-dev.txt
+# paddleclas declares old pins that break the install; its backbones need only plain imports.
+$PY -m pip install -q --no-deps paddleclas==2.6.0
+$PY -m pip install -q --no-deps -e .
