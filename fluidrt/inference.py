@@ -142,6 +142,16 @@ class Config:
         self.enable_engine(workspace_size, max_batch_size, min_subgraph_size, precision_mode,
                            use_static, use_calib_mode, use_cuda_graph)
 
+    def set_layer_precision(self, layers: dict[str, PrecisionType | str]) -> None:
+        """Pin layers (by name, canonical op or Paddle op type) to a precision inside engines."""
+        names = {PrecisionType.Float32: "float32", PrecisionType.Half: "float16",
+                 PrecisionType.Bfloat16: "bfloat16"}
+        for key, prec in layers.items():
+            value = names.get(prec, prec) if isinstance(prec, PrecisionType) else str(prec)
+            if value not in ("float32", "float16", "bfloat16"):
+                raise ConfigError(f"set_layer_precision: {key!r} -> {prec!r} is not a float type")
+            self.settings.precision_overrides[str(key)] = value
+
     def engine_enabled(self) -> bool:
         return self.settings.use_engine
 
@@ -260,17 +270,21 @@ class Predictor:
         self.device = _resolve_device(self.settings.device)
         if self.settings.num_threads:
             torch.set_num_threads(self.settings.num_threads)
-        if graph is None:
-            graph = load_graph(config)
-        self.graph = graph
-        self._input_names = [v.name for v in graph.inputs]
-        self._output_names = list(graph.meta.get("output_names") or [v.name for v in graph.outputs])
-        self._runner = (
-            runner if runner is not None else _build_runner(graph, self.settings, self.device)
-        )
+        if runner is None:
+            runner = build_runner(config, self.device, graph)
+        self._runner = runner
+        self._input_values: list[Value] = list(runner.inputs)
+        self._input_names = [v.name for v in self._input_values]
+        self._output_names = list(runner.output_names)
         self._inputs: dict[str, torch.Tensor] = {}
         self._outputs: dict[str, torch.Tensor] = {}
         self._lock = threading.Lock()
+        self._profiler = None
+        if self.settings.profile:
+            from fluidrt.profiler import Profiler
+
+            self._profiler = Profiler(self.device)
+            self._runner.set_profiler(self._profiler)
 
     # ---- names and handles ------------------------------------------------------------------
     def get_input_names(self) -> list[str]:
@@ -321,6 +335,13 @@ class Predictor:
         twin._lock = threading.Lock()
         twin._runner = self._runner.clone() if hasattr(self._runner, "clone") else self._runner
         return twin
+
+    def profile(self) -> list[dict[str, Any]]:
+        """Per-layer timing rows (needs ``config.enable_profile()``), slowest first."""
+        if self._profiler is None:
+            raise ConfigError("profiling is off; call config.enable_profile() before "
+                              "create_predictor")
+        return self._profiler.table()
 
     def clear_intermediate_tensor(self) -> None:
         pass
@@ -425,6 +446,9 @@ class NativeModel:
 
     def run(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         return self._exec.run(inputs)
+
+    def set_profiler(self, profiler: object) -> None:
+        self._exec.profiler = profiler
 
     def summary(self) -> str:
         return f"native: {len(self.graph.nodes)} nodes (engines off)"

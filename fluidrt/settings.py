@@ -30,6 +30,8 @@ class Settings:
     use_calib_mode: bool = False
     use_cuda_graph: bool = True
     disabled_ops: list[str] = field(default_factory=list)  # op types or value names kept native
+    # layer name / op type -> "float32" | "float16" | "bfloat16", overriding the engine precision
+    precision_overrides: dict[str, str] = field(default_factory=dict)
     optim_cache_dir: str | None = None
     # dynamic shapes: input name -> shape
     min_input_shape: dict[str, list[int]] = field(default_factory=dict)

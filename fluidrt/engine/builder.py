@@ -18,11 +18,13 @@ import torch
 from fluidrt.engine.fingerprint import fingerprint
 from fluidrt.engine.layers import candidate_tactics
 from fluidrt.engine.memory import plan_memory
-from fluidrt.engine.runtime import Engine
+from fluidrt.engine.precision import lower_precision
+from fluidrt.engine.runtime import Engine, const_tensor
 from fluidrt.ir.graph import Graph
 from fluidrt.ops.dtypes import to_torch
 from fluidrt.ops.infer import concrete_shape, infer_graph
-from fluidrt.settings import Settings
+from fluidrt.errors import ConfigError
+from fluidrt.settings import PrecisionType, Settings
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -70,7 +72,7 @@ def _random_inputs(graph: Graph, device: torch.device, seed: int = 0) -> list[to
 def _select_tactics(graph: Graph, device: torch.device, layout: str, repeat: int,
                     progress: Progress | None) -> None:
     """Time every candidate tactic of every layer on real activations; keep the fastest."""
-    consts = {v.name: torch.from_numpy(v.data.copy()).to(device) for v in graph.consts() if v.users}
+    consts = {v.name: const_tensor(v, device) for v in graph.consts() if v.users}
     env: dict[str, torch.Tensor] = dict(consts)
     for v, t in zip(graph.inputs, _random_inputs(graph, device), strict=True):
         if layout == "nhwc" and t.dim() == 4 and t.is_floating_point():
@@ -113,6 +115,15 @@ def build_engine(
 ) -> Engine:
     """Build an engine for ``graph`` (a cluster subgraph) at ``max_batch_size``."""
     start = time.perf_counter()
+    if settings.precision == PrecisionType.Int8:
+        raise ConfigError(
+            "INT8 engines are not implemented yet; use Float32, Half or Bfloat16 precision"
+        )
+    half = {PrecisionType.Half: "float16", PrecisionType.Bfloat16: "bfloat16"}.get(
+        settings.precision
+    )
+    if half is not None:
+        graph = lower_precision(graph.clone(), half, settings.precision_overrides)
     batch = max(1, int(settings.max_batch_size))
     base = concretize(graph, batch)
     memory = plan_memory(base, settings.workspace_size)
@@ -141,6 +152,7 @@ def build_engine(
         dst.meta["timings_ms"] = src.meta.get("timings_ms", {})
     engine.graph = final
     engine.fingerprint = fingerprint(device, settings)
+    engine.use_cuda_graph = bool(settings.use_cuda_graph)
     engine.build_seconds = time.perf_counter() - start
     log.info("built engine of %d layers in %.2f s (layout %s)", len(final.nodes),
              engine.build_seconds, engine.layout)

@@ -76,6 +76,7 @@ def graph_from_json(doc: dict[str, Any], consts: dict[str, np.ndarray]) -> Graph
             v = graph.add_const(name, consts[name])
             if v.name != name:
                 raise PlanError(f"duplicate constant {name!r} in plan")
+            v.dtype = values[name][1]  # bfloat16 constants are stored as float32 data
             env[name] = v
         for n in doc["nodes"]:
             ins = [env[i] if i is not None else None for i in n["inputs"]]

@@ -149,6 +149,10 @@ class PartitionedModel:
     def clone(self) -> PartitionedModel:
         return self
 
+    def set_profiler(self, profiler: object) -> None:
+        for r in self._runners:
+            r.profiler = profiler
+
     @property
     def engines(self) -> list[Engine]:
         return [s for s in self.segments if isinstance(s, Engine)]

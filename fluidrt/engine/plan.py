@@ -86,7 +86,7 @@ def _segment_json(seg: Engine | Graph, index: int, tensors: dict[str, np.ndarray
     if isinstance(seg, Engine):
         return {"kind": "engine", "graph": doc, "layout": seg.layout,
                 "max_batch_size": seg.max_batch_size, "memory": seg.memory.to_json(),
-                "build_seconds": seg.build_seconds}
+                "build_seconds": seg.build_seconds, "use_cuda_graph": seg.use_cuda_graph}
     return {"kind": "native", "graph": doc}
 
 
@@ -98,7 +98,8 @@ def _segment_from_json(doc: dict, index: int, tensors: dict[str, np.ndarray],
     if doc["kind"] == "native":
         return graph
     return Engine(graph, device, doc["layout"], int(doc["max_batch_size"]),
-                  MemoryPlan.from_json(doc["memory"]), dict(fp), float(doc["build_seconds"]))
+                  MemoryPlan.from_json(doc["memory"]), dict(fp), float(doc["build_seconds"]),
+                  bool(doc.get("use_cuda_graph", True)))
 
 
 def serialize_segments(

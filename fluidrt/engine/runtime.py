@@ -8,6 +8,7 @@ layer's tactic on the device once (weight layouts, prepacking) and returns a con
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,8 +20,10 @@ from fluidrt.engine.memory import MemoryPlan
 from fluidrt.errors import ExecutionError, InputError, PlanError
 from fluidrt.ir.graph import Graph
 from fluidrt.ir.liveness import last_uses
+from fluidrt.ops.dtypes import to_torch
 
 log = logging.getLogger(__name__)
+MAX_CUDA_GRAPHS = 8  # captured input shapes kept per execution context
 
 
 @dataclass
@@ -32,6 +35,7 @@ class Engine:
     memory: MemoryPlan = field(default_factory=MemoryPlan)
     fingerprint: dict[str, Any] = field(default_factory=dict)
     build_seconds: float = 0.0
+    use_cuda_graph: bool = True  # on CUDA: capture the engine once per input shape, replay
 
     @property
     def tactics(self) -> dict[str, str]:
@@ -60,6 +64,12 @@ class Engine:
         return rows
 
 
+def const_tensor(v: Any, device: torch.device) -> torch.Tensor:
+    """A constant on the device in its IR dtype (bfloat16 constants are stored as fp32)."""
+    t = torch.from_numpy(v.data.copy())
+    return t.to(device=device, dtype=to_torch(v.dtype))
+
+
 def prepare_layer(node: Any, tactic_name: str, consts: dict[int, torch.Tensor],
                   device: torch.device) -> Runner:
     for t in candidate_tactics(node, device):
@@ -76,11 +86,10 @@ class ExecutionContext:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.profiler = None  # a fluidrt.profiler.Profiler to time every layer
         g = engine.graph
         device = engine.device
-        self._const = {
-            v.name: torch.from_numpy(v.data.copy()).to(device) for v in g.consts() if v.users
-        }
+        self._const = {v.name: const_tensor(v, device) for v in g.consts() if v.users}
         self._steps = []
         for node in g.nodes:
             consts = {
@@ -97,6 +106,9 @@ class ExecutionContext:
             v.name for v in g.inputs if engine.layout == "nhwc" and v.rank == 4
             and v.dtype in ("float32", "float16", "bfloat16")
         }
+        self._cuda = device.type == "cuda"
+        self._stream = torch.cuda.Stream(device) if self._cuda else None
+        self._graphs: OrderedDict[tuple, tuple] = OrderedDict()
 
     def clone(self) -> ExecutionContext:
         return self  # stateless between runs: safe to share across threads
@@ -112,6 +124,49 @@ class ExecutionContext:
 
     def run(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         self._check_batch(inputs)
+        if not self._cuda:
+            return self._run_layers(inputs)
+        caller = torch.cuda.current_stream(self.engine.device)
+        self._stream.wait_stream(caller)
+        with torch.cuda.stream(self._stream):
+            if self.engine.use_cuda_graph and self.profiler is None:
+                outs = self._replay(inputs)
+            else:
+                outs = self._run_layers(inputs)
+        caller.wait_stream(self._stream)
+        for t in outs:
+            t.record_stream(caller)
+        return outs
+
+    # ---- CUDA graphs: one capture per input signature, least recently used dropped --------
+    def _replay(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        key = tuple((tuple(t.shape), t.dtype) for t in inputs)
+        entry = self._graphs.get(key)
+        if entry is None:
+            entry = self._capture(inputs)
+            self._graphs[key] = entry
+            while len(self._graphs) > MAX_CUDA_GRAPHS:
+                self._graphs.popitem(last=False)
+        else:
+            self._graphs.move_to_end(key)
+        static_in, graph, static_out = entry
+        for dst, src in zip(static_in, inputs, strict=True):
+            dst.copy_(src, non_blocking=True)
+        graph.replay()
+        return [t.clone() for t in static_out]
+
+    def _capture(self, inputs: Sequence[torch.Tensor]) -> tuple:
+        static_in = [t.detach().clone() for t in inputs]
+        for _ in range(2):  # warm up allocations and lazy library init outside the capture
+            self._run_layers(static_in)
+        torch.cuda.current_stream(self.engine.device).synchronize()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, stream=self._stream):
+            static_out = self._run_layers(static_in)
+        log.debug("captured CUDA graph for %s", [tuple(t.shape) for t in inputs])
+        return static_in, graph, static_out
+
+    def _run_layers(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         env: dict[str, torch.Tensor] = dict(self._const)
         for name, t in zip(self._inputs, inputs, strict=True):
             env[name] = t.contiguous(memory_format=torch.channels_last) if (
@@ -119,7 +174,12 @@ class ExecutionContext:
         with torch.inference_mode():
             for idx, (run, ins, outs, node) in enumerate(self._steps):
                 try:
-                    results = run([env[n] if n is not None else None for n in ins])
+                    args = [env[n] if n is not None else None for n in ins]
+                    if self.profiler is not None:
+                        with self.profiler.layer(node.name, node.op, self.engine.graph.name):
+                            results = run(args)
+                    else:
+                        results = run(args)
                 except Exception as exc:
                     shapes = [tuple(env[n].shape) if n is not None else None for n in ins]
                     raise ExecutionError(

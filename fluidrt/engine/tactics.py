@@ -184,3 +184,36 @@ def _gemm_linear(node: Node, consts: dict[int, torch.Tensor], device: torch.devi
         return [apply_activation(linear(args[0], w, b), act, act_attrs)]
 
     return run
+
+
+# ---------------------------------------------------------------------------------------------
+# CUDA: cuDNN's fused convolution + bias + ReLU and convolution + residual add + ReLU
+def _cudnn_fused_applies(node: Node) -> bool:
+    if node.op != "fused_conv2d" or not _static_conv(node):
+        return False
+    if node.attrs.get("activation") != "relu" or node.attrs.get("act_attrs"):
+        return False
+    pads = node.attrs.get("pads", [0, 0, 0, 0])
+    return pads[:2] == pads[2:] and node.outputs[0].dtype in ("float32", "float16", "bfloat16")
+
+
+@tactic(conv, name="cudnn_fused", devices=("cuda",), applies=_cudnn_fused_applies)
+def _conv_cudnn_fused(node: Node, consts: dict[int, torch.Tensor], device: torch.device) -> Runner:
+    a = node.attrs
+    stride = list(a.get("strides", [1, 1]))
+    dil = list(a.get("dilations", [1, 1]))
+    groups = int(a.get("groups", 1))
+    pad = list(a.get("pads", [0, 0, 0, 0]))[:2]
+    w = consts[1].contiguous(memory_format=torch.channels_last)
+    bias = consts.get(2)
+    has_residual = len(node.inputs) > 3 and node.inputs[3] is not None
+
+    def run(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
+        x = args[0].contiguous(memory_format=torch.channels_last)
+        b = bias if bias is not None else args[2]
+        if has_residual:
+            z = args[3].contiguous(memory_format=torch.channels_last)
+            return [torch.cudnn_convolution_add_relu(x, w, z, 1.0, b, stride, pad, dil, groups)]
+        return [torch.cudnn_convolution_relu(x, w, b, stride, pad, dil, groups)]
+
+    return run

@@ -208,9 +208,37 @@ class Graph:
         return len(dead)
 
     def clone(self) -> Graph:
-        """A deep copy that shares constant data (weights are never mutated in place)."""
-        memo = {id(v.data): v.data for v in self.values.values() if v.data is not None}
-        return copy.deepcopy(self, memo)
+        """A copy of the structure that shares constant data (weights are never mutated)."""
+        g = Graph(self.name)
+        g.meta = {k: copy.deepcopy(v) for k, v in self.meta.items()}
+        g._counter = self._counter
+        vmap: dict[int, Value] = {}
+
+        def twin(v: Value) -> Value:
+            t = Value(v.name, v.shape, v.dtype, v.data)
+            t.meta = copy.deepcopy(v.meta)
+            g.values[v.name] = t
+            vmap[id(v)] = t
+            return t
+
+        for v in self.values.values():
+            if v.producer is None:
+                twin(v)
+        for node in self.nodes:
+            n = Node(node.op, node.name, copy.deepcopy(node.attrs))
+            n.meta = copy.deepcopy(node.meta)
+            n.inputs = [vmap[id(v)] if v is not None else None for v in node.inputs]
+            for v in n.inputs:
+                if v is not None:
+                    v.users.append(n)
+            for out in node.outputs:
+                t = twin(out)
+                t.producer = n
+                n.outputs.append(t)
+            g.nodes.append(n)
+        g.inputs = [vmap[id(v)] for v in self.inputs]
+        g.outputs = [vmap[id(v)] for v in self.outputs]
+        return g
 
     # ---- queries ------------------------------------------------------------------------
     def consts(self) -> Iterable[Value]:

@@ -14,7 +14,6 @@ import torch
 from fluidrt.errors import ExecutionError
 from fluidrt.ir.graph import Graph
 from fluidrt.ir.liveness import last_uses
-from fluidrt.ops.dtypes import to_torch
 from fluidrt.ops.registry import get_op
 
 
@@ -23,6 +22,7 @@ class NativeExecutor:
 
     def __init__(self, graph: Graph, device: str | torch.device = "cpu") -> None:
         self.graph = graph
+        self.profiler = None  # a fluidrt.profiler.Profiler to time every node
         self.device = torch.device(device)
         self._consts: dict[str, torch.Tensor] = {
             v.name: _const_tensor(v.data, self.device) for v in graph.consts() if v.users
@@ -50,7 +50,11 @@ class NativeExecutor:
             for idx, (impl, attrs, ins, outs, node) in enumerate(self._steps):
                 args = [env[n] if n is not None else None for n in ins]
                 try:
-                    result = impl(*args, **attrs)
+                    if self.profiler is not None:
+                        with self.profiler.layer(node.name, node.op, self.graph.name):
+                            result = impl(*args, **attrs)
+                    else:
+                        result = impl(*args, **attrs)
                 except Exception as exc:
                     shapes = [tuple(a.shape) if a is not None else None for a in args]
                     raise ExecutionError(
@@ -72,5 +76,3 @@ def _const_tensor(data: Any, device: torch.device) -> torch.Tensor:
         raise ExecutionError(f"constant of unsupported dtype {data.dtype}")
     return t.to(device)
 
-
-__all__ = ["NativeExecutor", "to_torch"]

@@ -1,3 +1,3 @@
 """Imports every op family so their ``@register_op`` decorators run."""
 
-from fluidrt.ops import elementwise, fused, nn, tensor  # noqa: F401
+from fluidrt.ops import elementwise, extra, fused, nn, tensor  # noqa: F401

@@ -135,6 +135,7 @@ class ImportContext:
         node = self.graph.add_node(op_name, inputs, attrs, outputs=out_names, name=base)
         if src is not None:
             node.meta["source"] = f"#{src.index} {src.type}"
+            node.meta["source_type"] = src.type.removeprefix("pd_op.")
         infer_node(node)
         folded = self._try_fold(node)
         if folded is not None:
