@@ -64,6 +64,10 @@ class Config:
     def model_from_memory(self) -> bool:
         return False
 
+    def set_random_weights(self, seed: int = 0) -> None:
+        """Ignore the params file: use seeded random weights (benchmarks without weights)."""
+        self.settings.random_weights = int(seed)
+
     # ---- device and threads -------------------------------------------------------------
     def enable_use_gpu(
         self,
@@ -139,13 +143,23 @@ class Config:
         use_cuda_graph: bool = False,
     ) -> None:
         """Paddle Inference's signature and defaults; same as ``enable_engine``."""
-        self.enable_engine(workspace_size, max_batch_size, min_subgraph_size, precision_mode,
-                           use_static, use_calib_mode, use_cuda_graph)
+        self.enable_engine(
+            workspace_size,
+            max_batch_size,
+            min_subgraph_size,
+            precision_mode,
+            use_static,
+            use_calib_mode,
+            use_cuda_graph,
+        )
 
     def set_layer_precision(self, layers: dict[str, PrecisionType | str]) -> None:
         """Pin layers (by name, canonical op or Paddle op type) to a precision inside engines."""
-        names = {PrecisionType.Float32: "float32", PrecisionType.Half: "float16",
-                 PrecisionType.Bfloat16: "bfloat16"}
+        names = {
+            PrecisionType.Float32: "float32",
+            PrecisionType.Half: "float16",
+            PrecisionType.Bfloat16: "bfloat16",
+        }
         for key, prec in layers.items():
             value = names.get(prec, prec) if isinstance(prec, PrecisionType) else str(prec)
             if value not in ("float32", "float16", "bfloat16"):
@@ -159,6 +173,12 @@ class Config:
 
     def set_optim_cache_dir(self, path: str) -> None:
         self.settings.optim_cache_dir = str(path)
+        if self.settings.timing_cache is None:
+            self.settings.timing_cache = os.path.join(str(path), "timing_cache.json")
+
+    def set_timing_cache(self, path: str) -> None:
+        """Persist tactic timings in ``path`` so later builds skip measuring known layers."""
+        self.settings.timing_cache = str(path)
 
     def exp_disable_engine_ops(self, ops: Sequence[str]) -> None:
         """Keep these op types (Paddle or canonical names) or variable names out of engines."""
@@ -333,14 +353,15 @@ class Predictor:
         twin = copy.copy(self)
         twin._inputs, twin._outputs = {}, {}
         twin._lock = threading.Lock()
-        twin._runner = self._runner.clone() if hasattr(self._runner, "clone") else self._runner
+        twin._runner = self._runner.clone()
         return twin
 
     def profile(self) -> list[dict[str, Any]]:
         """Per-layer timing rows (needs ``config.enable_profile()``), slowest first."""
         if self._profiler is None:
-            raise ConfigError("profiling is off; call config.enable_profile() before "
-                              "create_predictor")
+            raise ConfigError(
+                "profiling is off; call config.enable_profile() before create_predictor"
+            )
         return self._profiler.table()
 
     def clear_intermediate_tensor(self) -> None:
@@ -430,7 +451,7 @@ def load_graph(config: Config) -> Graph:
         return load_onnx_model(model)
     from fluidrt.frontends.paddle import load_paddle_model
 
-    return load_paddle_model(model, config.params_file() or None)
+    return load_paddle_model(model, config.params_file() or None, config.settings.random_weights)
 
 
 class NativeModel:
@@ -449,6 +470,9 @@ class NativeModel:
 
     def set_profiler(self, profiler: object) -> None:
         self._exec.profiler = profiler
+
+    def clone(self) -> NativeModel:
+        return NativeModel(self.graph, self._exec.device)
 
     def summary(self) -> str:
         return f"native: {len(self.graph.nodes)} nodes (engines off)"

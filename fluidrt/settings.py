@@ -20,6 +20,7 @@ class Settings:
     device: str = "cpu"  # "cpu" or "cuda:N"
     num_threads: int = 0  # 0: leave torch's default
     ir_optim: bool = True
+    random_weights: int | None = None  # seed: generate weights instead of reading params
     # engine (build phase)
     use_engine: bool = False
     workspace_size: int = 1 << 30
@@ -33,6 +34,7 @@ class Settings:
     # layer name / op type -> "float32" | "float16" | "bfloat16", overriding the engine precision
     precision_overrides: dict[str, str] = field(default_factory=dict)
     optim_cache_dir: str | None = None
+    timing_cache: str | None = None  # JSON file of tactic timings reused across builds
     # dynamic shapes: input name -> shape
     min_input_shape: dict[str, list[int]] = field(default_factory=dict)
     max_input_shape: dict[str, list[int]] = field(default_factory=dict)

@@ -8,6 +8,7 @@ faster layout wins. Choices are recorded in each node's ``meta["tactic"]``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -15,15 +16,16 @@ from typing import Any
 
 import torch
 
-from fluidrt.engine.fingerprint import fingerprint
+from fluidrt.engine.fingerprint import device_identity, fingerprint
 from fluidrt.engine.layers import candidate_tactics
 from fluidrt.engine.memory import plan_memory
 from fluidrt.engine.precision import lower_precision
 from fluidrt.engine.runtime import Engine, const_tensor
+from fluidrt.engine.timing_cache import TimingCache, layer_signature
+from fluidrt.errors import ConfigError
 from fluidrt.ir.graph import Graph
 from fluidrt.ops.dtypes import to_torch
 from fluidrt.ops.infer import concrete_shape, infer_graph
-from fluidrt.errors import ConfigError
 from fluidrt.settings import PrecisionType, Settings
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,18 @@ def _time(fn: Callable[[], Any], device: torch.device, repeat: int) -> float:
         times.append(time.perf_counter() - t0)
     times.sort()
     return times[len(times) // 2]
+
+
+def _tuned_libraries(device: torch.device) -> Any:
+    """On CUDA, let cuDNN time its own algorithms for each shape while tactics are timed."""
+    if device.type != "cuda":
+        return contextlib.nullcontext()
+    return torch.backends.cudnn.flags(
+        enabled=True,
+        benchmark=True,
+        deterministic=False,
+        allow_tf32=torch.backends.cudnn.allow_tf32,
+    )
 
 
 def concretize(graph: Graph, batch: int) -> Graph:
@@ -69,8 +83,14 @@ def _random_inputs(graph: Graph, device: torch.device, seed: int = 0) -> list[to
     return out
 
 
-def _select_tactics(graph: Graph, device: torch.device, layout: str, repeat: int,
-                    progress: Progress | None) -> None:
+def _select_tactics(
+    graph: Graph,
+    device: torch.device,
+    layout: str,
+    repeat: int,
+    progress: Progress | None,
+    cache: TimingCache,
+) -> None:
     """Time every candidate tactic of every layer on real activations; keep the fastest."""
     consts = {v.name: const_tensor(v, device) for v in graph.consts() if v.users}
     env: dict[str, torch.Tensor] = dict(consts)
@@ -79,29 +99,45 @@ def _select_tactics(graph: Graph, device: torch.device, layout: str, repeat: int
             t = t.contiguous(memory_format=torch.channels_last)
         env[v.name] = t
     total = len(graph.nodes)
+    device_name = device_identity(device)["device_name"]
     with torch.inference_mode():
         for idx, node in enumerate(graph.nodes):
             args = [env[v.name] if v is not None else None for v in node.inputs]
-            cconsts = {i: consts[v.name] for i, v in enumerate(node.inputs)
-                       if v is not None and v.is_const}
+            cconsts = {
+                i: consts[v.name] for i, v in enumerate(node.inputs) if v is not None and v.is_const
+            }
             cands = candidate_tactics(node, device)
+            key = layer_signature(node, layout, device_name)
+            cached = cache.get(key, [t.name for t in cands]) if len(cands) > 1 else None
             best, best_t, best_out = None, float("inf"), None
             timings = {}
             for tac in cands:
+                if cached is not None and cached.get(tac.name, float("inf")) > min(cached.values()):
+                    continue  # the cache says another tactic wins: run only the winner
                 try:
                     run = tac.prepare(node, cconsts, device)
                     out = run(args)
-                    t = _time(lambda run=run: run(args), device, repeat) if len(cands) > 1 else 0.0
+                    if cached is not None:
+                        t = cached[tac.name] / 1e3
+                    elif len(cands) > 1:
+                        t = _time(lambda run=run, args=args: run(args), device, repeat)
+                    else:
+                        t = 0.0
                 except Exception as exc:  # a tactic that cannot run this layer is skipped
                     log.debug("tactic %s failed on %s: %s", tac.name, node.name, exc)
+                    timings[tac.name] = float("inf")
                     continue
                 timings[tac.name] = t
                 if t < best_t:
                     best, best_t, best_out = tac.name, t, out
+            if cached is None and len(cands) > 1:
+                cache.put(key, {k: v * 1e3 for k, v in timings.items()})
             if best is None:
                 raise RuntimeError(f"no tactic could run layer {node.name!r} ({node.op})")
             node.meta["tactic"] = best
-            node.meta["timings_ms"] = {k: round(v * 1e3, 4) for k, v in timings.items()}
+            node.meta["timings_ms"] = {
+                k: round(v * 1e3, 4) for k, v in timings.items() if v != float("inf")
+            }
             env.update(zip((v.name for v in node.outputs), best_out, strict=True))
             if progress:
                 progress(f"tuning layers ({layout})", idx + 1, total)
@@ -127,13 +163,15 @@ def build_engine(
     batch = max(1, int(settings.max_batch_size))
     base = concretize(graph, batch)
     memory = plan_memory(base, settings.workspace_size)
+    cache = TimingCache(settings.timing_cache)
     has_conv = any(n.op in ("conv2d", "fused_conv2d") for n in base.nodes)
     layouts = ["nchw", "nhwc"] if has_conv else ["nchw"]
     repeat = 5 if device.type == "cpu" else 20
     best = None
     for layout in layouts:
         candidate = base.clone()
-        _select_tactics(candidate, device, layout, repeat, progress)
+        with _tuned_libraries(device):
+            _select_tactics(candidate, device, layout, repeat, progress, cache)
         engine = Engine(candidate, device, layout, batch, memory)
         if len(layouts) == 1:
             best = (0.0, engine)
@@ -145,6 +183,9 @@ def build_engine(
         if best is None or elapsed < best[0]:
             best = (elapsed, engine)
     engine = best[1]
+    cache.save()
+    if cache.path:
+        log.info("timing cache %s: %d hits, %d misses", cache.path, cache.hits, cache.misses)
     # keep the symbolic shapes of the original graph; tactics were chosen at the build shapes
     final = graph.clone()
     for src, dst in zip(engine.graph.nodes, final.nodes, strict=True):
@@ -154,6 +195,10 @@ def build_engine(
     engine.fingerprint = fingerprint(device, settings)
     engine.use_cuda_graph = bool(settings.use_cuda_graph)
     engine.build_seconds = time.perf_counter() - start
-    log.info("built engine of %d layers in %.2f s (layout %s)", len(final.nodes),
-             engine.build_seconds, engine.layout)
+    log.info(
+        "built engine of %d layers in %.2f s (layout %s)",
+        len(final.nodes),
+        engine.build_seconds,
+        engine.layout,
+    )
     return engine

@@ -26,8 +26,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _BUILD_SETTINGS = (
-    "ir_optim", "workspace_size", "max_batch_size", "min_subgraph_size", "precision",
-    "use_calib_mode", "disabled_ops", "min_input_shape", "max_input_shape", "opt_input_shape",
+    "ir_optim",
+    "workspace_size",
+    "max_batch_size",
+    "min_subgraph_size",
+    "precision",
+    "use_calib_mode",
+    "disabled_ops",
+    "min_input_shape",
+    "max_input_shape",
+    "opt_input_shape",
 )
 
 
@@ -61,8 +69,9 @@ class PlanCache:
             prog, params = resolve_model_files(model, config.params_file() or None)
             files = [prog] + ([params] if params else [])
         s = config.settings
-        directory = s.optim_cache_dir or os.path.join(os.path.dirname(os.path.abspath(files[0])),
-                                                       "_opt_cache")
+        directory = s.optim_cache_dir or os.path.join(
+            os.path.dirname(os.path.abspath(files[0])), "_opt_cache"
+        )
         key = cache_key(files, s, device)
         return cls(os.path.join(directory, f"fluidrt_{key[:40]}.plan"), device)
 

@@ -16,8 +16,11 @@ def device_identity(device: torch.device) -> dict[str, str]:
     """Name and capability of the device plans are specific to."""
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        return {"device": "cuda", "device_name": props.name,
-                "capability": f"sm_{props.major}{props.minor}"}
+        return {
+            "device": "cuda",
+            "device_name": props.name,
+            "capability": f"sm_{props.major}{props.minor}",
+        }
     name = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -27,8 +30,11 @@ def device_identity(device: torch.device) -> dict[str, str]:
                     break
     except OSError:
         pass
-    return {"device": "cpu", "device_name": name,
-            "capability": torch.backends.cpu.get_cpu_capability()}
+    return {
+        "device": "cpu",
+        "device_name": name,
+        "capability": torch.backends.cpu.get_cpu_capability(),
+    }
 
 
 def fingerprint(device: torch.device, settings: Settings) -> dict[str, Any]:
@@ -46,5 +52,8 @@ def fingerprint(device: torch.device, settings: Settings) -> dict[str, Any]:
 def mismatch(found: dict[str, Any], here: dict[str, Any]) -> list[str]:
     """Human-readable differences that make a plan unusable here (precision aside)."""
     keys = ("format", "fluidrt", "torch", "device", "device_name", "capability")
-    return [f"{k}: plan has {found.get(k)!r}, this machine has {here.get(k)!r}"
-            for k in keys if found.get(k) != here.get(k)]
+    return [
+        f"{k}: plan has {found.get(k)!r}, this machine has {here.get(k)!r}"
+        for k in keys
+        if found.get(k) != here.get(k)
+    ]

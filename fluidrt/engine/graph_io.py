@@ -80,8 +80,9 @@ def graph_from_json(doc: dict[str, Any], consts: dict[str, np.ndarray]) -> Graph
             env[name] = v
         for n in doc["nodes"]:
             ins = [env[i] if i is not None else None for i in n["inputs"]]
-            node = graph.add_node(n["op"], ins, _restore(n["attrs"]), outputs=n["outputs"],
-                                  name=n["name"])
+            node = graph.add_node(
+                n["op"], ins, _restore(n["attrs"]), outputs=n["outputs"], name=n["name"]
+            )
             node.meta.update(_restore(n.get("meta", {})))
             for out in node.outputs:
                 shape, dtype = values[out.name]

@@ -44,8 +44,9 @@ _LAYERS: dict[str, Layer] = {}
 _FLOAT = {"float32", "float16", "bfloat16"}
 
 
-def register_layer(*ops: str, float_only: bool = True,
-                   check: Callable[[Node], tuple[bool, str]] | None = None) -> Layer:
+def register_layer(
+    *ops: str, float_only: bool = True, check: Callable[[Node], tuple[bool, str]] | None = None
+) -> Layer:
     layer = Layer(ops=ops, check=check, float_only=float_only)
     for op in ops:
         if op in _LAYERS:
@@ -54,8 +55,12 @@ def register_layer(*ops: str, float_only: bool = True,
     return layer
 
 
-def tactic(*layers: Layer, name: str, devices: tuple[str, ...] = ("cpu", "cuda"),
-           applies: Callable[[Node], bool] = lambda node: True):
+def tactic(
+    *layers: Layer,
+    name: str,
+    devices: tuple[str, ...] = ("cpu", "cuda"),
+    applies: Callable[[Node], bool] = lambda node: True,
+):
     """Decorator: register ``prepare`` as a tactic of the given layers."""
 
     def deco(prepare):

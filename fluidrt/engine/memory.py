@@ -32,13 +32,18 @@ class MemoryPlan:
         return 1.0 - self.arena_bytes / self.total_bytes if self.total_bytes else 0.0
 
     def to_json(self) -> dict:
-        return {"arena_bytes": self.arena_bytes, "total_bytes": self.total_bytes,
-                "offsets": self.offsets, "sizes": self.sizes}
+        return {
+            "arena_bytes": self.arena_bytes,
+            "total_bytes": self.total_bytes,
+            "offsets": self.offsets,
+            "sizes": self.sizes,
+        }
 
     @classmethod
     def from_json(cls, d: dict) -> MemoryPlan:
-        return cls(dict(d["offsets"]), dict(d["sizes"]), int(d["arena_bytes"]),
-                   int(d["total_bytes"]))
+        return cls(
+            dict(d["offsets"]), dict(d["sizes"]), int(d["arena_bytes"]), int(d["total_bytes"])
+        )
 
 
 def _nbytes(shape: tuple[int, ...], dtype: str) -> int:
@@ -55,14 +60,14 @@ def plan_memory(graph: Graph, workspace_limit: int | None = None) -> MemoryPlan:
         for out in node.outputs:
             shape = out.static_shape
             if shape is None:
-                raise ConfigError(f"memory planning needs static shapes; %{out.name} is {out.shape}")
+                raise ConfigError(
+                    f"memory planning needs static shapes; %{out.name} is {out.shape}"
+                )
             tensors.append((out.name, _nbytes(shape, out.dtype), ranges[out.name]))
     plan = MemoryPlan(total_bytes=sum(size for _, size, _ in tensors))
     placed: list[tuple[int, int, tuple[int, int]]] = []  # (offset, size, range)
     for name, size, (start, end) in sorted(tensors, key=lambda t: (-t[1], t[2][0])):
-        busy = sorted(
-            (off, off + sz) for off, sz, (s, e) in placed if s <= end and start <= e
-        )
+        busy = sorted((off, off + sz) for off, sz, (s, e) in placed if s <= end and start <= e)
         offset = 0
         for lo, hi in busy:
             if offset + size <= lo:
@@ -74,7 +79,9 @@ def plan_memory(graph: Graph, workspace_limit: int | None = None) -> MemoryPlan:
         plan.arena_bytes = max(plan.arena_bytes, offset + size)
     log.info(
         "memory plan: %d tensors, %.1f MiB without reuse -> %.1f MiB arena (%.0f%% saved)",
-        len(tensors), plan.total_bytes / 2**20, plan.arena_bytes / 2**20,
+        len(tensors),
+        plan.total_bytes / 2**20,
+        plan.arena_bytes / 2**20,
         100 * plan.saved_fraction,
     )
     if workspace_limit is not None and plan.arena_bytes > workspace_limit:

@@ -45,8 +45,9 @@ def extract_subgraph(graph: Graph, nodes: Sequence[Node], name: str) -> Graph:
                 else:
                     env[id(v)] = sub.add_input(v.name, v.shape, v.dtype)
             ins.append(env[id(v)])
-        copy = sub.add_node(node.op, ins, dict(node.attrs), outputs=[o.name for o in node.outputs],
-                            name=node.name)
+        copy = sub.add_node(
+            node.op, ins, dict(node.attrs), outputs=[o.name for o in node.outputs], name=node.name
+        )
         copy.meta.update(node.meta)
         for o, c in zip(node.outputs, copy.outputs, strict=True):
             c.shape, c.dtype = o.shape, o.dtype
@@ -147,7 +148,16 @@ class PartitionedModel:
         return [env[n].contiguous() for n in self.outputs]
 
     def clone(self) -> PartitionedModel:
-        return self
+        """Same engines and weights, new execution contexts: safe to run in another thread."""
+        return PartitionedModel(
+            self.segments,
+            self.inputs,
+            self.outputs,
+            self.device,
+            self.native_reasons,
+            self.fingerprint,
+            self.output_names,
+        )
 
     def set_profiler(self, profiler: object) -> None:
         for r in self._runners:
@@ -192,9 +202,18 @@ class PartitionedModel:
     def deserialize(cls, data: bytes, device: torch.device, source: str) -> PartitionedModel:
         segments, fp, model = deserialize_segments(data, device, source)
         try:
-            inputs = [Value(n, tuple(s) if s is not None else None, d) for n, s, d in model["inputs"]]
-            return cls(segments, inputs, list(model["outputs"]), device,
-                       model.get("native_reasons", {}), fp, model.get("output_names"))
+            inputs = [
+                Value(n, tuple(s) if s is not None else None, d) for n, s, d in model["inputs"]
+            ]
+            return cls(
+                segments,
+                inputs,
+                list(model["outputs"]),
+                device,
+                model.get("native_reasons", {}),
+                fp,
+                model.get("output_names"),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise PlanError(f"{source}: plan's model section is malformed: {exc}") from None
 
@@ -224,12 +243,22 @@ def partition_and_build(
     named_reasons = {n.name: reasons[id(n)] for n in graph.nodes if id(n) in reasons}
     outputs = list(graph.meta.get("output_names") or [v.name for v in graph.outputs])
     out_values = [v.name for v in graph.outputs]
-    model = PartitionedModel(segments, list(graph.inputs), out_values, device, named_reasons,
-                             fingerprint(device, settings), outputs)
+    model = PartitionedModel(
+        segments,
+        list(graph.inputs),
+        out_values,
+        device,
+        named_reasons,
+        fingerprint(device, settings),
+        outputs,
+    )
     n_engine = sum(len(s.graph.nodes) for s in model.engines)
     log.info(
         "partition: %d engine(s) with %d of %d nodes; %d native node(s)",
-        len(model.engines), n_engine, len(graph.nodes), len(named_reasons),
+        len(model.engines),
+        n_engine,
+        len(graph.nodes),
+        len(named_reasons),
     )
     for name, why in named_reasons.items():
         log.info("  native %s: %s", name, why)

@@ -84,22 +84,36 @@ def _segment_json(seg: Engine | Graph, index: int, tensors: dict[str, np.ndarray
     doc, consts = graph_to_json(graph)
     tensors.update({f"{index}/{k}": v for k, v in consts.items()})
     if isinstance(seg, Engine):
-        return {"kind": "engine", "graph": doc, "layout": seg.layout,
-                "max_batch_size": seg.max_batch_size, "memory": seg.memory.to_json(),
-                "build_seconds": seg.build_seconds, "use_cuda_graph": seg.use_cuda_graph}
+        return {
+            "kind": "engine",
+            "graph": doc,
+            "layout": seg.layout,
+            "max_batch_size": seg.max_batch_size,
+            "memory": seg.memory.to_json(),
+            "build_seconds": seg.build_seconds,
+            "use_cuda_graph": seg.use_cuda_graph,
+        }
     return {"kind": "native", "graph": doc}
 
 
-def _segment_from_json(doc: dict, index: int, tensors: dict[str, np.ndarray],
-                       device: torch.device, fp: dict) -> Engine | Graph:
+def _segment_from_json(
+    doc: dict, index: int, tensors: dict[str, np.ndarray], device: torch.device, fp: dict
+) -> Engine | Graph:
     prefix = f"{index}/"
-    consts = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    consts = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     graph = graph_from_json(doc["graph"], consts)
     if doc["kind"] == "native":
         return graph
-    return Engine(graph, device, doc["layout"], int(doc["max_batch_size"]),
-                  MemoryPlan.from_json(doc["memory"]), dict(fp), float(doc["build_seconds"]),
-                  bool(doc.get("use_cuda_graph", True)))
+    return Engine(
+        graph,
+        device,
+        doc["layout"],
+        int(doc["max_batch_size"]),
+        MemoryPlan.from_json(doc["memory"]),
+        dict(fp),
+        float(doc["build_seconds"]),
+        bool(doc.get("use_cuda_graph", True)),
+    )
 
 
 def serialize_segments(
@@ -117,8 +131,9 @@ def deserialize_segments(
     _check_fingerprint(header, device, source)
     fp = header["fingerprint"]
     try:
-        segs = [_segment_from_json(d, i, tensors, device, fp)
-                for i, d in enumerate(header["segments"])]
+        segs = [
+            _segment_from_json(d, i, tensors, device, fp) for i, d in enumerate(header["segments"])
+        ]
     except KeyError as exc:
         raise PlanError(f"{source}: plan is missing {exc}; it is corrupted") from None
     return segs, fp, header.get("model", {})
@@ -141,8 +156,10 @@ class Runtime:
         segs, _, _ = deserialize_segments(data, self.device)
         engines = [s for s in segs if isinstance(s, Engine)]
         if len(engines) != 1 or len(segs) != 1:
-            raise PlanError("plan holds a partitioned model, not one engine; load it through "
-                            "fluidrt.Config + create_predictor")
+            raise PlanError(
+                "plan holds a partitioned model, not one engine; load it through "
+                "fluidrt.Config + create_predictor"
+            )
         return engines[0]
 
     deserialize_cuda_engine = deserialize

@@ -21,17 +21,57 @@ log = logging.getLogger(__name__)
 
 FLOATS = ("float32", "float16", "bfloat16")
 # layers kept in fp32 whatever the engine precision
-KEEP_FP32 = frozenset({
-    "softmax", "log_softmax", "layer_norm", "group_norm", "instance_norm", "lrn",
-    "reduce_sum", "reduce_mean", "reduce_prod", "reduce_l2", "logsumexp", "cumsum",
-    "exp", "log", "pow", "div", "reciprocal", "rsqrt", "sqrt", "erf",
-})
+KEEP_FP32 = frozenset(
+    {
+        "softmax",
+        "log_softmax",
+        "layer_norm",
+        "group_norm",
+        "instance_norm",
+        "lrn",
+        "reduce_sum",
+        "reduce_mean",
+        "reduce_prod",
+        "reduce_l2",
+        "logsumexp",
+        "cumsum",
+        "exp",
+        "log",
+        "pow",
+        "div",
+        "reciprocal",
+        "rsqrt",
+        "sqrt",
+        "erf",
+    }
+)
 # layers that just move data: they run in the dtype of their first float input
-FOLLOW = frozenset({
-    "identity", "reshape", "flatten", "transpose", "squeeze", "unsqueeze", "concat", "split",
-    "slice", "gather", "pad", "expand", "tile", "stack", "unstack", "flip", "max", "min",
-    "pool2d", "adaptive_pool2d", "relu", "clip",
-})
+FOLLOW = frozenset(
+    {
+        "identity",
+        "reshape",
+        "flatten",
+        "transpose",
+        "squeeze",
+        "unsqueeze",
+        "concat",
+        "split",
+        "slice",
+        "gather",
+        "pad",
+        "expand",
+        "tile",
+        "stack",
+        "unstack",
+        "flip",
+        "max",
+        "min",
+        "pool2d",
+        "adaptive_pool2d",
+        "relu",
+        "clip",
+    }
+)
 
 
 def _run_dtype(node: Node, half: str, overrides: dict[str, str], cur: dict[int, str]) -> str | None:
@@ -84,10 +124,14 @@ def lower_precision(graph: Graph, half: str, overrides: dict[str, str] | None = 
             if have != target:
                 key = (id(v), target)
                 if key not in casts:
-                    cast = graph.add_node("cast", [v], {"dtype": target},
-                                          outputs=[f"{v.name}.to_{target}"],
-                                          name=f"{v.name}.to_{target}",
-                                          index=graph.nodes.index(node))
+                    cast = graph.add_node(
+                        "cast",
+                        [v],
+                        {"dtype": target},
+                        outputs=[f"{v.name}.to_{target}"],
+                        name=f"{v.name}.to_{target}",
+                        index=graph.nodes.index(node),
+                    )
                     infer_node(cast)
                     cur[id(cast.outputs[0])] = target
                     casts[key] = cast.outputs[0]
@@ -113,6 +157,11 @@ def lower_precision(graph: Graph, half: str, overrides: dict[str, str] | None = 
             outputs.append(v)
     graph.outputs = outputs
     graph.remove_unused_values()
-    log.info("precision %s: %d layers in %s, %d kept in float32", half, counts["half"], half,
-             counts["float32"])
+    log.info(
+        "precision %s: %d layers in %s, %d kept in float32",
+        half,
+        counts["half"],
+        half,
+        counts["float32"],
+    )
     return graph

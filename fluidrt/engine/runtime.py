@@ -8,6 +8,7 @@ layer's tactic on the device once (weight layouts, prepacking) and returns a con
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from fluidrt.ops.dtypes import to_torch
 
 log = logging.getLogger(__name__)
 MAX_CUDA_GRAPHS = 8  # captured input shapes kept per execution context
+_CAPTURE_LOCK = threading.Lock()
 
 
 @dataclass
@@ -44,6 +46,14 @@ class Engine:
     def create_execution_context(self) -> ExecutionContext:
         return ExecutionContext(self)
 
+    def device_constants(self) -> dict[str, torch.Tensor]:
+        """The weights on the device, loaded once and shared by every execution context."""
+        consts = self.__dict__.get("_device_consts")
+        if consts is None:
+            consts = {v.name: const_tensor(v, self.device) for v in self.graph.consts() if v.users}
+            self.__dict__["_device_consts"] = consts
+        return consts
+
     def serialize(self) -> bytes:
         from fluidrt.engine.plan import serialize_engines
 
@@ -56,11 +66,16 @@ class Engine:
             fused = [s[0] for s in n.attrs.get("steps", [])] if n.op == "fused_elementwise" else []
             if n.attrs.get("activation", "none") != "none":
                 fused = [n.attrs["activation"]]
-            rows.append({
-                "name": n.name, "op": n.op, "tactic": n.meta.get("tactic", "torch"),
-                "fused": fused, "shape": list(n.outputs[0].shape or []),
-                "source": n.meta.get("source", ""),
-            })
+            rows.append(
+                {
+                    "name": n.name,
+                    "op": n.op,
+                    "tactic": n.meta.get("tactic", "torch"),
+                    "fused": fused,
+                    "shape": list(n.outputs[0].shape or []),
+                    "source": n.meta.get("source", ""),
+                }
+            )
         return rows
 
 
@@ -70,8 +85,9 @@ def const_tensor(v: Any, device: torch.device) -> torch.Tensor:
     return t.to(device=device, dtype=to_torch(v.dtype))
 
 
-def prepare_layer(node: Any, tactic_name: str, consts: dict[int, torch.Tensor],
-                  device: torch.device) -> Runner:
+def prepare_layer(
+    node: Any, tactic_name: str, consts: dict[int, torch.Tensor], device: torch.device
+) -> Runner:
     for t in candidate_tactics(node, device):
         if t.name == tactic_name:
             return t.prepare(node, consts, device)
@@ -89,11 +105,13 @@ class ExecutionContext:
         self.profiler = None  # a fluidrt.profiler.Profiler to time every layer
         g = engine.graph
         device = engine.device
-        self._const = {v.name: const_tensor(v, device) for v in g.consts() if v.users}
+        self._const = engine.device_constants()
         self._steps = []
         for node in g.nodes:
             consts = {
-                i: self._const[v.name] for i, v in enumerate(node.inputs) if v is not None and v.is_const
+                i: self._const[v.name]
+                for i, v in enumerate(node.inputs)
+                if v is not None and v.is_const
             }
             run = prepare_layer(node, node.meta.get("tactic", "torch"), consts, device)
             ins = [v.name if v is not None else None for v in node.inputs]
@@ -103,7 +121,10 @@ class ExecutionContext:
         self._input_values = list(g.inputs)
         self._outputs = [v.name for v in g.outputs]
         self._channels_last = {
-            v.name for v in g.inputs if engine.layout == "nhwc" and v.rank == 4
+            v.name
+            for v in g.inputs
+            if engine.layout == "nhwc"
+            and v.rank == 4
             and v.dtype in ("float32", "float16", "bfloat16")
         }
         self._cuda = device.type == "cuda"
@@ -111,7 +132,8 @@ class ExecutionContext:
         self._graphs: OrderedDict[tuple, tuple] = OrderedDict()
 
     def clone(self) -> ExecutionContext:
-        return self  # stateless between runs: safe to share across threads
+        """A context of its own (stream, CUDA graphs) over the same engine and weights."""
+        return ExecutionContext(self.engine)
 
     def _check_batch(self, inputs: Sequence[torch.Tensor]) -> None:
         limit = self.engine.max_batch_size
@@ -157,20 +179,34 @@ class ExecutionContext:
 
     def _capture(self, inputs: Sequence[torch.Tensor]) -> tuple:
         static_in = [t.detach().clone() for t in inputs]
-        for _ in range(2):  # warm up allocations and lazy library init outside the capture
-            self._run_layers(static_in)
-        torch.cuda.current_stream(self.engine.device).synchronize()
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, stream=self._stream):
-            static_out = self._run_layers(static_in)
+        # cuDNN times its algorithms for these exact shapes during the warm-up (kernel
+        # auto-tuning) and the capture freezes the winners into the graph
+        tuned = torch.backends.cudnn.flags(
+            enabled=True,
+            benchmark=True,
+            deterministic=False,
+            allow_tf32=torch.backends.cudnn.allow_tf32,
+        )
+        # one capture at a time in the process: another thread's eager warm-up during a capture
+        # would be illegal; replays of finished graphs in other threads go on meanwhile
+        with _CAPTURE_LOCK, tuned:
+            for _ in range(2):  # lazy library init and allocations happen outside the capture
+                self._run_layers(static_in)
+            self._stream.synchronize()
+            with torch.cuda.graph(graph, stream=self._stream, capture_error_mode="relaxed"):
+                static_out = self._run_layers(static_in)
         log.debug("captured CUDA graph for %s", [tuple(t.shape) for t in inputs])
         return static_in, graph, static_out
 
     def _run_layers(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         env: dict[str, torch.Tensor] = dict(self._const)
         for name, t in zip(self._inputs, inputs, strict=True):
-            env[name] = t.contiguous(memory_format=torch.channels_last) if (
-                name in self._channels_last) else t
+            env[name] = (
+                t.contiguous(memory_format=torch.channels_last)
+                if (name in self._channels_last)
+                else t
+            )
         with torch.inference_mode():
             for idx, (run, ins, outs, node) in enumerate(self._steps):
                 try:

@@ -26,16 +26,66 @@ norm = register_layer(
 resize = register_layer("resize")
 reduce = register_layer("reduce_sum", "reduce_mean", "reduce_max", "reduce_min", "reduce_prod")
 elementwise = register_layer(
-    "add", "sub", "mul", "div", "pow", "max", "min", "neg", "abs", "exp", "log", "sqrt",
-    "rsqrt", "reciprocal", "square", "sin", "cos", "tanh", "sigmoid", "erf", "floor", "ceil",
-    "relu", "clip", "leaky_relu", "elu", "selu", "celu", "gelu", "silu", "swish", "hard_swish",
-    "hard_sigmoid", "hard_tanh", "mish", "softplus", "softsign", "log_sigmoid", "prelu", "scale",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "pow",
+    "max",
+    "min",
+    "neg",
+    "abs",
+    "exp",
+    "log",
+    "sqrt",
+    "rsqrt",
+    "reciprocal",
+    "square",
+    "sin",
+    "cos",
+    "tanh",
+    "sigmoid",
+    "erf",
+    "floor",
+    "ceil",
+    "relu",
+    "clip",
+    "leaky_relu",
+    "elu",
+    "selu",
+    "celu",
+    "gelu",
+    "silu",
+    "swish",
+    "hard_swish",
+    "hard_sigmoid",
+    "hard_tanh",
+    "mish",
+    "softplus",
+    "softsign",
+    "log_sigmoid",
+    "prelu",
+    "scale",
     "fused_elementwise",
 )
 cast = register_layer("cast")
 movement = register_layer(
-    "identity", "reshape", "flatten", "transpose", "squeeze", "unsqueeze", "concat", "split",
-    "slice", "gather", "pad", "expand", "tile", "stack", "unstack", "flip",
+    "identity",
+    "reshape",
+    "flatten",
+    "transpose",
+    "squeeze",
+    "unsqueeze",
+    "concat",
+    "split",
+    "slice",
+    "gather",
+    "pad",
+    "expand",
+    "tile",
+    "stack",
+    "unstack",
+    "flip",
     float_only=False,
 )
 
@@ -52,8 +102,19 @@ def _as_list(out: Any) -> list[torch.Tensor]:
 
 # ---------------------------------------------------------------------------------------------
 # the reference tactic: every layer can run its canonical implementation
-@tactic(conv, conv_transpose, gemm, pool, norm, resize, reduce, elementwise, cast, movement,
-        name="torch")
+@tactic(
+    conv,
+    conv_transpose,
+    gemm,
+    pool,
+    norm,
+    resize,
+    reduce,
+    elementwise,
+    cast,
+    movement,
+    name="torch",
+)
 def _torch(node: Node, consts: dict[int, torch.Tensor], device: torch.device) -> Runner:
     impl, attrs = _bound_impl(node)
 
@@ -75,7 +136,9 @@ def _static_conv(node: Node) -> bool:
 
 
 @tactic(conv, name="torch_channels_last", applies=_static_conv)
-def _conv_channels_last(node: Node, consts: dict[int, torch.Tensor], device: torch.device) -> Runner:
+def _conv_channels_last(
+    node: Node, consts: dict[int, torch.Tensor], device: torch.device
+) -> Runner:
     impl, attrs = _bound_impl(node)
     w = consts[1].contiguous(memory_format=torch.channels_last)
 
@@ -162,7 +225,9 @@ def _conv_onednn(node: Node, consts: dict[int, torch.Tensor], device: torch.devi
 def _weight_gemm(node: Node) -> bool:
     b = node.inputs[1]
     return (
-        b is not None and b.is_const and len(b.shape or ()) == 2
+        b is not None
+        and b.is_const
+        and len(b.shape or ()) == 2
         and not node.attrs.get("trans_a", False)
         and (len(node.inputs) < 4 or node.inputs[3] is None)
     )
@@ -215,5 +280,67 @@ def _conv_cudnn_fused(node: Node, consts: dict[int, torch.Tensor], device: torch
             z = args[3].contiguous(memory_format=torch.channels_last)
             return [torch.cudnn_convolution_add_relu(x, w, z, 1.0, b, stride, pad, dil, groups)]
         return [torch.cudnn_convolution_relu(x, w, b, stride, pad, dil, groups)]
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------------
+# CUDA: a generated Triton kernel per fused elementwise chain (one read, one write)
+def _pointwise_applies(node: Node) -> bool:
+    from fluidrt.kernels.pointwise import MAX_RANK, supported
+
+    return (
+        node.op == "fused_elementwise"
+        and supported(node.attrs.get("steps", []))
+        and all(v is not None and (v.rank or 0) <= MAX_RANK for v in node.inputs)
+        and node.outputs[0].dtype in ("float32", "float16", "bfloat16")
+    )
+
+
+@tactic(elementwise, name="triton_pointwise", devices=("cuda",), applies=_pointwise_applies)
+def _triton_pointwise(node: Node, consts: dict[int, torch.Tensor], device: torch.device) -> Runner:
+    from fluidrt.kernels.pointwise import PointwiseKernel
+    from fluidrt.ops.dtypes import to_torch
+
+    kernel = PointwiseKernel(node.attrs["steps"], len(node.inputs))
+    out_dtype = to_torch(node.outputs[0].dtype)
+
+    def run(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
+        return [kernel(*args, out_dtype=out_dtype)]
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------------
+# CUDA: Triton pooling over channels-last tensors
+def _pool_nhwc_applies(node: Node) -> bool:
+    a = node.attrs
+    x = node.inputs[0]
+    if node.op != "pool2d" or x is None or x.rank != 4 or a.get("auto_pad", "NOTSET") != "NOTSET":
+        return False
+    kernel, strides = list(a.get("kernel", [])), list(a.get("strides", [1, 1]))
+    pads = list(a.get("pads", [0, 0, 0, 0]))
+    if len(kernel) != 2 or pads[:2] != pads[2:] or a.get("ceil_mode", False):
+        return False
+    if any(2 * p > k for p, k in zip(pads[:2], kernel, strict=True)):
+        return False  # a window wholly in the padding: leave those corners to the reference
+    return a.get("mode") in ("max", "avg") and node.outputs[0].dtype in (
+        "float32",
+        "float16",
+        "bfloat16",
+    )
+
+
+@tactic(pool, name="triton_pool_nhwc", devices=("cuda",), applies=_pool_nhwc_applies)
+def _triton_pool(node: Node, consts: dict[int, torch.Tensor], device: torch.device) -> Runner:
+    from fluidrt.kernels.pool import pool2d_nhwc
+
+    a = node.attrs
+    kernel, strides, pads = a["kernel"], a.get("strides", [1, 1]), a.get("pads", [0, 0, 0, 0])
+    mode, include = a["mode"], bool(a.get("count_include_pad", False))
+
+    def run(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
+        x = args[0].contiguous(memory_format=torch.channels_last)
+        return [pool2d_nhwc(x, kernel, strides, pads, mode, include)]
 
     return run

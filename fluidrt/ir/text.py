@@ -42,8 +42,11 @@ def print_graph(graph: Graph, *, canonical: bool = False, max_data: int = 8) -> 
             names[id(v)] = f"%{len(names)}"
         return names[id(v)]
 
-    lines = [f"graph {graph.name if not canonical else 'g'}("
-             + ", ".join(f"{name(v)}: {_fmt_type(v)}" for v in graph.inputs) + ") {"]
+    lines = [
+        f"graph {graph.name if not canonical else 'g'}("
+        + ", ".join(f"{name(v)}: {_fmt_type(v)}" for v in graph.inputs)
+        + ") {"
+    ]
     consts = sorted(
         (v for v in graph.consts() if v.users),
         key=lambda v: min(graph.nodes.index(u) for u in v.users),
@@ -56,7 +59,11 @@ def print_graph(graph: Graph, *, canonical: bool = False, max_data: int = 8) -> 
     for node in graph.nodes:
         outs = ", ".join(name(o) for o in node.outputs)
         ins = ", ".join(name(v) if v is not None else "_" for v in node.inputs)
-        attrs = f" {json.dumps(node.attrs, sort_keys=True, default=_json_default)}" if node.attrs else ""
+        attrs = (
+            f" {json.dumps(node.attrs, sort_keys=True, default=_json_default)}"
+            if node.attrs
+            else ""
+        )
         types = ", ".join(_fmt_type(o) for o in node.outputs)
         lines.append(f"  {outs} = {node.op}({ins}){attrs} : {types}")
     lines.append("  return " + ", ".join(name(v) for v in graph.outputs))
@@ -85,8 +92,11 @@ def _parse_type(text: str) -> tuple[str, Shape | None]:
     dims = m.group(2).strip()
     if dims == "?":
         return m.group(1), None
-    shape = tuple(int(d) if re.fullmatch(r"-?\d+", d) else d for d in
-                  (x.strip() for x in dims.split(",")) if d != "")
+    shape = tuple(
+        int(d) if re.fullmatch(r"-?\d+", d) else d
+        for d in (x.strip() for x in dims.split(","))
+        if d != ""
+    )
     return m.group(1), shape
 
 
@@ -126,7 +136,7 @@ def parse_graph(
         env[vname.strip().lstrip("%")] = graph.add_input(vname.strip().lstrip("%"), shape, dtype)
     for lineno, line in enumerate(lines[1:-1], start=2):
         if line.startswith("return"):
-            rest = line[len("return"):].strip()
+            rest = line[len("return") :].strip()
             graph.outputs = [env[n.strip().lstrip("%")] for n in rest.split(",") if n.strip()]
             continue
         c = _CONST.match(line)

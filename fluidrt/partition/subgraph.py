@@ -32,9 +32,7 @@ def find_clusters(graph: Graph, supported: set[int], min_size: int) -> list[list
             if c is None:
                 continue
             # joining c is safe when no input arrives from outside c by a path that left c
-            if all(
-                cluster_of.get(id(q)) == c or c not in depends[id(q)] for q in producers
-            ):
+            if all(cluster_of.get(id(q)) == c or c not in depends[id(q)] for q in producers):
                 chosen = c
                 break
         if chosen is None:

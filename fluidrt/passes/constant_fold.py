@@ -18,10 +18,13 @@ _MAX_BYTES = 1 << 28  # never materialise a folded constant larger than 256 MiB
 def fold_constants(graph: Graph, settings: Settings) -> Graph:
     """Replace every node with only-constant inputs by the constants it computes."""
     folded = 0
+    outputs = {id(v) for v in graph.outputs}
     for node in list(graph.nodes):
         ins = [v for v in node.inputs if v is not None]
         if not ins or not all(v.is_const for v in ins) or "fused" in get_op(node.op).tags:
             continue
+        if any(id(o) in outputs for o in node.outputs):
+            continue  # runners produce outputs from nodes; a constant output keeps its node
         opdef = get_op(node.op)
         args = [None if v is None else torch.from_numpy(v.data.copy()) for v in node.inputs]
         try:

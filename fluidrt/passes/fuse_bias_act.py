@@ -54,8 +54,14 @@ def _absorb_activation(graph: Graph, node: Node) -> bool:
     attrs = {k: v for k, v in node.attrs.items() if k not in ("activation", "act_attrs")}
     attrs.update(activation=act.op, act_attrs=dict(act.attrs))
     index = graph.nodes.index(act)
-    fused = graph.add_node(fused_op, node.inputs, attrs, outputs=[act.outputs[0].name + ".f"],
-                           name=node.name, index=index)
+    fused = graph.add_node(
+        fused_op,
+        node.inputs,
+        attrs,
+        outputs=[act.outputs[0].name + ".f"],
+        name=node.name,
+        index=index,
+    )
     infer_node(fused)
     graph.replace_all_uses(act.outputs[0], fused.outputs[0])
     graph.remove_node(act)
@@ -74,9 +80,14 @@ def fuse_bias_act(graph: Graph, settings: Settings) -> Graph:
         if _absorb_bias(graph, node):
             biases += 1
         if node.op == "matmul" and len(node.inputs) > 2:
-            fused = graph.add_node("fused_matmul", node.inputs, dict(node.attrs),
-                                   outputs=[node.outputs[0].name + ".f"], name=node.name,
-                                   index=graph.nodes.index(node) + 1)
+            fused = graph.add_node(
+                "fused_matmul",
+                node.inputs,
+                dict(node.attrs),
+                outputs=[node.outputs[0].name + ".f"],
+                name=node.name,
+                index=graph.nodes.index(node) + 1,
+            )
             infer_node(fused)
             graph.replace_all_uses(node.outputs[0], fused.outputs[0])
             graph.remove_node(node)

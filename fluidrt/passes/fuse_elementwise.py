@@ -50,9 +50,14 @@ def fuse_elementwise_chains(graph: Graph, settings: Settings) -> Graph:
                 args.append(refs[id(v)])
             steps.append([n.op, args, dict(n.attrs)])
         last = chain[-1]
-        fused = graph.add_node("fused_elementwise", inputs, {"steps": steps},
-                               outputs=[last.outputs[0].name + ".e"], name=node.name,
-                               index=graph.nodes.index(last) + 1)
+        fused = graph.add_node(
+            "fused_elementwise",
+            inputs,
+            {"steps": steps},
+            outputs=[last.outputs[0].name + ".e"],
+            name=node.name,
+            index=graph.nodes.index(last) + 1,
+        )
         infer_node(fused)
         graph.replace_all_uses(last.outputs[0], fused.outputs[0])
         for n in reversed(chain):

@@ -11,8 +11,12 @@ from fluidrt.settings import Settings
 
 log = logging.getLogger(__name__)
 
-_PRODUCERS = {"conv2d": "fused_conv2d", "fused_conv2d": "fused_conv2d",
-              "fused_matmul": "fused_matmul", "matmul": "fused_matmul"}
+_PRODUCERS = {
+    "conv2d": "fused_conv2d",
+    "fused_conv2d": "fused_conv2d",
+    "fused_matmul": "fused_matmul",
+    "matmul": "fused_matmul",
+}
 
 
 def _candidate(graph: Graph, add: Node, value: Value, other: Value) -> Node | None:
@@ -55,9 +59,14 @@ def fuse_residual(graph: Graph, settings: Settings) -> Graph:
             attrs.update(activation=act.op, act_attrs=dict(act.attrs))
             last = act
         inputs = list(node.inputs) + [None] * (3 - len(node.inputs)) + [other]
-        fused = graph.add_node(_PRODUCERS[node.op], inputs, attrs,
-                               outputs=[last.outputs[0].name + ".r"], name=node.name,
-                               index=graph.nodes.index(last) + 1)
+        fused = graph.add_node(
+            _PRODUCERS[node.op],
+            inputs,
+            attrs,
+            outputs=[last.outputs[0].name + ".r"],
+            name=node.name,
+            index=graph.nodes.index(last) + 1,
+        )
         infer_node(fused)
         graph.replace_all_uses(last.outputs[0], fused.outputs[0])
         if last is not add:

@@ -7,14 +7,46 @@ import numpy as np
 from fluidrt.ir.graph import Graph, Node, Value
 
 # unary canonical ops that can run as a conv/matmul epilogue
-ACTIVATIONS = frozenset({
-    "relu", "clip", "leaky_relu", "elu", "gelu", "silu", "swish", "hard_swish",
-    "hard_sigmoid", "sigmoid", "tanh", "mish", "softplus", "hard_tanh",
-})
-UNARY = ACTIVATIONS | frozenset({
-    "neg", "abs", "exp", "log", "sqrt", "rsqrt", "reciprocal", "square", "erf", "floor",
-    "ceil", "sin", "cos", "scale", "selu", "celu", "softsign", "log_sigmoid",
-})
+ACTIVATIONS = frozenset(
+    {
+        "relu",
+        "clip",
+        "leaky_relu",
+        "elu",
+        "gelu",
+        "silu",
+        "swish",
+        "hard_swish",
+        "hard_sigmoid",
+        "sigmoid",
+        "tanh",
+        "mish",
+        "softplus",
+        "hard_tanh",
+    }
+)
+UNARY = ACTIVATIONS | frozenset(
+    {
+        "neg",
+        "abs",
+        "exp",
+        "log",
+        "sqrt",
+        "rsqrt",
+        "reciprocal",
+        "square",
+        "erf",
+        "floor",
+        "ceil",
+        "sin",
+        "cos",
+        "scale",
+        "selu",
+        "celu",
+        "softsign",
+        "log_sigmoid",
+    }
+)
 BINARY = frozenset({"add", "sub", "mul", "div", "pow", "max", "min"})
 ELEMENTWISE = UNARY | BINARY
 

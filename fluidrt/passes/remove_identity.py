@@ -27,8 +27,11 @@ def _is_identity(node: Node) -> Value | None:
         return x
     if node.op in _SHAPE_OPS and x.static_shape is not None and x.static_shape == out.static_shape:
         return x
-    if node.op in _SHAPE_OPS and x.shape is not None and x.shape == out.shape and "?" not in str(
-        x.shape
+    if (
+        node.op in _SHAPE_OPS
+        and x.shape is not None
+        and x.shape == out.shape
+        and "?" not in str(x.shape)
     ):
         return x
     if node.op == "concat" and len(node.inputs) == 1:

@@ -22,10 +22,11 @@ def _merge_transposes(graph: Graph, first: Node, second: Node) -> None:
         graph.set_input(second, 0, x)
         second.attrs["perm"] = perm
         infer_node(second)
-    if not first.outputs[0].users:
-        graph.remove_node(first)
-    if second in graph.nodes and not second.outputs[0].users and second.outputs[0] not in graph.outputs:
+    out2 = second.outputs[0]
+    if not out2.users and out2 not in graph.outputs:
         graph.remove_node(second)
+    if not first.outputs[0].users and first.outputs[0] not in graph.outputs:
+        graph.remove_node(first)
 
 
 def simplify_shapes(graph: Graph, settings: Settings) -> Graph:

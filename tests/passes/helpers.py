@@ -9,6 +9,7 @@ from fluidrt.ir.graph import Graph
 from fluidrt.ir.text import parse_graph, print_graph
 from fluidrt.ops.executor import NativeExecutor
 from fluidrt.ops.infer import infer_node
+from fluidrt.ops.registry import get_op
 from fluidrt.passes.pipeline import Pass
 from fluidrt.settings import Settings
 
@@ -18,8 +19,12 @@ def parse(text: str) -> Graph:
 
 
 def _structure(graph: Graph) -> str:
-    """Canonical text without constant data (folded weights differ in value, not in shape)."""
-    return print_graph(graph, canonical=True, max_data=0)
+    """Canonical text without constant data (folded weights differ in value, not in shape)
+    and with every attribute resolved against the op's schema (defaults written or not)."""
+    g = graph.clone()
+    for node in g.nodes:
+        node.attrs = get_op(node.op).resolve_attrs(node.attrs)
+    return print_graph(g, canonical=True, max_data=0)
 
 
 def run_graph(graph: Graph, seed: int = 0) -> list[np.ndarray]:
@@ -31,8 +36,9 @@ def run_graph(graph: Graph, seed: int = 0) -> list[np.ndarray]:
     return [t.numpy() for t in NativeExecutor(graph).run(inputs)]
 
 
-def check_pass(p: Pass, before: str, expected: str, *, numeric: bool = True,
-               tol: float = 1e-5) -> Graph:
+def check_pass(
+    p: Pass, before: str, expected: str, *, numeric: bool = True, tol: float = 1e-5
+) -> Graph:
     """Run ``p`` on ``before``; the result must match ``expected`` and compute the same."""
     graph = parse(before)
     reference = run_graph(graph) if numeric else None

@@ -67,12 +67,18 @@ def export_layers(factories: list[str], fmt: str, seed: int = 0) -> dict[str, st
     return out
 
 
-def paddle_infer(model_file: str, params_file: str, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """Run Paddle Inference (CPU, 2 threads) on ``inputs`` in feed order."""
+def paddle_infer(
+    model_file: str, params_file: str, inputs: list[np.ndarray], onednn: bool = True
+) -> list[np.ndarray]:
+    """Run Paddle Inference (CPU, 2 threads) on ``inputs`` in feed order. ``onednn=False`` uses
+    Paddle's own CPU kernels (oneDNN, Paddle's default, differs from them in a few corners)."""
     import paddle.inference as pi
 
-    cfg = pi.Config(model_file, params_file)
+    # a parameter-free model has no params file; Paddle wants an empty name then
+    cfg = pi.Config(model_file, params_file if os.path.exists(params_file) else "")
     cfg.disable_gpu()
+    if not onednn:
+        cfg.disable_mkldnn()
     cfg.set_cpu_math_library_num_threads(2)
     cfg.disable_glog_info()
     pred = pi.create_predictor(cfg)

@@ -63,12 +63,23 @@ def read_source_program(path: str) -> SourceProgram:
     return read_program_desc(data, path)
 
 
-def load_paddle_model(model: str, params: str | None = None) -> Graph:
-    """Read a Paddle inference model (both formats) into an IR graph."""
+def load_paddle_model(
+    model: str, params: str | None = None, random_weights: int | None = None
+) -> Graph:
+    """Read a Paddle inference model (both formats) into an IR graph.
+
+    With ``random_weights=seed`` the params file is not read: seeded random weights stand in
+    (for benchmarks on machines that carry only the program file).
+    """
     prog_path, params_path = resolve_model_files(model, params)
     program = read_source_program(prog_path)
     weights = {}
-    if program.params():
+    if random_weights is not None:
+        from fluidrt.frontends.paddle.random_weights import random_params
+
+        weights = random_params(program, random_weights)
+        params_path = None
+    elif program.params():
         if params_path is None:
             raise ModelFormatError(
                 f"{prog_path}: the program has {len(program.params())} parameters but no "

@@ -1,0 +1,518 @@
+"""The seed's benchmark table, today: fluidrt vs PyTorch eager / CUDA graph / torch.compile.
+
+Three steps, because Paddle lives on the CPU machine and the GPU machine has no Paddle:
+
+  python bench/seed_table.py prepare            # here: programs + Paddle references
+  python bench/seed_table.py run --out DIR      # on the GPU machine (device tool)
+  python bench/seed_table.py report PART.json.. # here: bench/results + docs/benchmarks.md + PNG
+
+``prepare`` exports each model's program (PIR ``.json``) from ``paddle.vision.models``, makes
+fluidrt's seeded random weights for it, writes them as ``.pdiparams`` and runs Paddle Inference
+on a seeded input: the GPU run regenerates the same weights from the seed, so Paddle's output
+is the reference for fluidrt's fp32 engine there. Only the small programs travel.
+
+``run`` measures, in one process on one GPU, per model and batch: ``torch-eager`` fp32 (the seed's
+PyTorch column; torchvision model of the same architecture), ``torch-cudagraph`` fp16
+channels-last, ``torch-compile`` (mode reduce-overhead) fp16 channels-last, and ``fluidrt`` fp32
+and fp16 engines. Latency = median / p90 of CUDA-event timings of one forward (inputs and
+outputs stay on the GPU for every runner), build time and peak GPU memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / ".cache" / "gpu-bench"
+# fluidrt model (paddle.vision) -> (torchvision peer, input size)
+MODELS = {
+    "resnet50": ("resnet50", 224),
+    "mobilenet_v1": ("mobilenet_v2", 224),  # torchvision has no MobileNetV1
+    "resnet101": ("resnet101", 224),
+    "inception_v3": ("inception_v3", 299),
+}
+LATENCY_BATCHES = (1, 5, 10)
+THROUGHPUT_BATCHES = (64, 256)
+SEED = 0
+
+_EXPORT = """
+import sys, paddle
+name, out, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+paddle.seed(0)
+m = getattr(paddle.vision.models, name)()
+m.eval()
+spec = [paddle.static.InputSpec([None, 3, size, size], "float32", "x")]
+paddle.jit.save(m, out, input_spec=spec)
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+def prepare(models: list[str]) -> None:
+    sys.path.insert(0, str(REPO))
+    import paddle.inference as pi
+
+    from fluidrt.frontends.paddle.loader import read_source_program
+    from fluidrt.frontends.paddle.random_weights import random_params, write_params
+
+    for name in models:
+        size = MODELS[name][1]
+        folder = DATA / name
+        folder.mkdir(parents=True, exist_ok=True)
+        prefix = folder / "model"
+        if not (folder / "model.json").exists():
+            print(f"[prepare] exporting {name}", flush=True)
+            subprocess.run(
+                [sys.executable, "-c", _EXPORT, name, str(prefix), str(size)],
+                check=True,
+                capture_output=True,
+            )
+            (folder / "model.pdiparams").unlink(missing_ok=True)  # Paddle's own weights: unused
+        program = read_source_program(str(folder / "model.json"))
+        params = Path("/tmp") / f"fluidrt-bench-{name}.pdiparams"
+        write_params(str(params), program, random_params(program, SEED))
+        x = np.random.default_rng(1).standard_normal((4, 3, size, size)).astype(np.float32)
+        cfg = pi.Config(str(folder / "model.json"), str(params))
+        cfg.disable_gpu()
+        cfg.disable_glog_info()
+        cfg.set_cpu_math_library_num_threads(2)
+        pred = pi.create_predictor(cfg)
+        h = pred.get_input_handle(pred.get_input_names()[0])
+        h.reshape(x.shape)
+        h.copy_from_cpu(x)
+        pred.run()
+        ref = pred.get_output_handle(pred.get_output_names()[0]).copy_to_cpu()
+        np.save(folder / "input.npy", x)
+        np.save(folder / "paddle_ref.npy", ref)
+        params.unlink()
+        print(f"[prepare] {name}: reference {ref.shape}", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+def _cuda_time(fn, iters: int = 100, warmup: int = 20) -> tuple[float, float]:
+    import torch
+
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(iters):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    times.sort()
+    return times[len(times) // 2], times[int(len(times) * 0.9)]
+
+
+def _torch_runner(kind: str, tv_name: str, batch: int, size: int):
+    import torch
+    import torchvision
+
+    kwargs = {"aux_logits": False, "init_weights": False} if tv_name == "inception_v3" else {}
+    model = getattr(torchvision.models, tv_name)(weights=None, **kwargs).eval().cuda()
+    x = torch.randn(batch, 3, size, size, device="cuda")
+    if kind == "torch-eager":
+        return (lambda: model(x)), "fp32"
+    model = model.half().to(memory_format=torch.channels_last)
+    xh = x.half().contiguous(memory_format=torch.channels_last)
+    if kind == "torch-cudagraph":
+        static = xh.clone()
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s), torch.inference_mode():
+            for _ in range(3):
+                model(static)
+        torch.cuda.current_stream().wait_stream(s)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph), torch.inference_mode():
+            model(static)
+        return graph.replay, "fp16"
+    compiled = torch.compile(model, mode="reduce-overhead")
+    with torch.inference_mode():
+        for _ in range(3):
+            compiled(xh)
+
+    def run():
+        with torch.inference_mode():
+            return compiled(xh)
+
+    return run, "fp16"
+
+
+def _params_file(name: str) -> str:
+    """The seeded weights as a .pdiparams file, made once per model (not part of build time)."""
+    from fluidrt.frontends.paddle.loader import read_source_program
+    from fluidrt.frontends.paddle.random_weights import random_params, write_params
+
+    path = Path("/tmp") / f"fluidrt-bench-{name}.pdiparams"
+    if not path.exists():
+        program = read_source_program(str(DATA / name / "model.json"))
+        write_params(str(path), program, random_params(program, SEED))
+    return str(path)
+
+
+def _fluidrt_predictor(name: str, batch: int, precision: str, timing_cache: str):
+    import fluidrt
+
+    cfg = fluidrt.Config(str(DATA / name / "model.json"), _params_file(name))
+    cfg.enable_use_gpu(256, 0)
+    prec = {
+        "fp32": fluidrt.PrecisionType.Float32,
+        "fp16": fluidrt.PrecisionType.Half,
+        "bf16": fluidrt.PrecisionType.Bfloat16,
+    }[precision]
+    # workspace: room for batch-256 activations (the default 1 GiB is Paddle's, for bs <= 64)
+    cfg.enable_engine(workspace_size=1 << 35, max_batch_size=batch, precision_mode=prec)
+    cfg.set_timing_cache(timing_cache)
+    return fluidrt.create_predictor(cfg)
+
+
+def _fluidrt_runner(name: str, batch: int, size: int, precision: str, timing_cache: str):
+    import torch
+
+    pred = _fluidrt_predictor(name, batch, precision, timing_cache)
+    x = torch.randn(batch, 3, size, size, device="cuda")
+    h = pred.get_input_handle(pred.get_input_names()[0])
+
+    def run():
+        h.share_external_data(x)
+        pred.run()
+
+    return run, pred
+
+
+def accuracy(name: str, timing_cache: str) -> dict:
+    """fp32 engine vs Paddle (CPU) reference; fp16/bf16 vs fp32 over 256 inputs."""
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    x = np.load(DATA / name / "input.npy")
+    ref = np.load(DATA / name / "paddle_ref.npy")
+    p32 = _fluidrt_predictor(name, 64, "fp32", timing_cache)
+    out = p32.run([x])[0]
+    row = {
+        "model": name,
+        "fp32_vs_paddle_rel_l2": float(np.linalg.norm(out - ref) / np.linalg.norm(ref)),
+    }
+    size = MODELS[name][1]
+    gen = np.random.default_rng(7)
+    batches = [gen.standard_normal((64, 3, size, size)).astype(np.float32) for _ in range(4)]
+    base = [p32.run([b])[0] for b in batches]
+    # baseline: the same network run natively under PyTorch's own mixed precision (autocast)
+    from fluidrt.frontends.paddle import load_paddle_model
+    from fluidrt.ops.executor import NativeExecutor
+
+    native = NativeExecutor(
+        load_paddle_model(str(DATA / name / "model.json"), _params_file(name)), "cuda"
+    )
+    for prec, dtype in (("fp16", torch.float16), ("bf16", torch.bfloat16)):
+        with torch.autocast("cuda", dtype=dtype):
+            outs = [
+                native.run([torch.from_numpy(b).cuda()])[0].float().cpu().numpy() for b in batches
+            ]
+        errs = [np.linalg.norm(o - r) / np.linalg.norm(r) for o, r in zip(outs, base, strict=True)]
+        row[f"autocast_{prec}_vs_fp32_rel_l2"] = float(max(errs))
+        row[f"autocast_{prec}_top1_agreement"] = float(
+            np.mean(
+                np.concatenate(
+                    [o.argmax(1) == r.argmax(1) for o, r in zip(outs, base, strict=True)]
+                )
+            )
+        )
+    for prec in ("fp16", "bf16"):
+        p = _fluidrt_predictor(name, 64, prec, timing_cache)
+        outs = [p.run([b])[0] for b in batches]
+        errs = [np.linalg.norm(o - r) / np.linalg.norm(r) for o, r in zip(outs, base, strict=True)]
+        agree = np.mean(
+            np.concatenate([o.argmax(1) == r.argmax(1) for o, r in zip(outs, base, strict=True)])
+        )
+        row[f"{prec}_vs_fp32_rel_l2"] = float(max(errs))
+        row[f"{prec}_top1_agreement"] = float(agree)
+    return row
+
+
+def run(args: argparse.Namespace) -> None:
+    import torch
+
+    sys.path.insert(0, str(REPO))
+    os.makedirs(args.out, exist_ok=True)
+    cache = os.path.join(args.out, "timing_cache.json")
+    dev = torch.cuda.get_device_name()
+    result = {
+        "device": dev,
+        "date": datetime.date.today().isoformat(),
+        "versions": {"torch": torch.__version__, "python": sys.version.split()[0]},
+        "rows": [],
+        "accuracy": [],
+        "builds": [],
+    }
+    try:
+        import triton
+
+        result["versions"]["triton"] = triton.__version__
+    except ImportError:
+        pass
+    out_file = os.path.join(args.out, f"seed-table-{args.part}.json")
+
+    def save() -> None:
+        with open(out_file, "w") as f:
+            json.dump(result, f, indent=1)
+
+    for name in args.models:
+        tv_name, size = MODELS[name]
+        if args.accuracy:
+            row = accuracy(name, cache)
+            print("[accuracy]", row, flush=True)
+            result["accuracy"].append(row)
+            save()
+        batches = [b for b in args.batches if b in LATENCY_BATCHES + THROUGHPUT_BATCHES]
+        _params_file(name)
+        for batch in batches:
+            for runner in args.runners:
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
+                base_mem = torch.cuda.memory_allocated()
+                t0 = time.perf_counter()
+                try:
+                    if runner.startswith("fluidrt"):
+                        prec = runner.split("-")[1]
+                        fn, _ = _fluidrt_runner(name, batch, size, prec, cache)
+                        label, precision = "fluidrt", prec
+                    else:
+                        fn, precision = _torch_runner(runner, tv_name, batch, size)
+                        label = runner
+                    fn()
+                    torch.cuda.synchronize()
+                    build_s = time.perf_counter() - t0
+                    med, p90 = _cuda_time(fn, iters=args.iters)
+                except Exception as exc:  # record and go on: one failing cell keeps the table
+                    print(f"[run] {name} bs{batch} {runner} FAILED: {exc}", flush=True)
+                    result["rows"].append(
+                        {"model": name, "batch": batch, "runner": runner, "error": str(exc)[:500]}
+                    )
+                    save()
+                    continue
+                peak = (torch.cuda.max_memory_allocated() - base_mem) / 2**20
+                row = {
+                    "model": name,
+                    "batch": batch,
+                    "runner": label,
+                    "precision": precision,
+                    "median_ms": round(med, 4),
+                    "p90_ms": round(p90, 4),
+                    "build_s": round(build_s, 2),
+                    "peak_mem_mb": round(peak, 1),
+                    "peer_model": tv_name if label != "fluidrt" else name,
+                }
+                print(f"[run] {row}", flush=True)
+                result["rows"].append(row)
+                save()
+                del fn
+    if args.build_times:
+        result["builds"] = build_times(args.out)
+        save()
+
+
+def build_times(out: str) -> list[dict]:
+    """ResNet50 fp16 engine build: cold (empty timing cache) and warm (cache from the cold)."""
+    import torch
+
+    rows = []
+    cache = os.path.join(out, "build_timing_cache.json")
+    if os.path.exists(cache):
+        os.unlink(cache)
+    _params_file("resnet50")
+    for kind in ("cold", "warm"):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        _fluidrt_predictor("resnet50", 1, "fp16", cache)
+        rows.append(
+            {
+                "model": "resnet50",
+                "precision": "fp16",
+                "batch": 1,
+                "cache": kind,
+                "build_s": round(time.perf_counter() - t0, 2),
+            }
+        )
+        print("[build]", rows[-1], flush=True)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+def report(parts: list[str]) -> None:
+    merged: dict = {"rows": [], "accuracy": [], "builds": []}
+    for p in parts:
+        with open(p) as f:
+            d = json.load(f)
+        for k in ("device", "date", "versions"):
+            merged.setdefault(k, d.get(k))
+        for k in ("rows", "accuracy", "builds"):
+            merged[k] += d.get(k, [])
+    gpu = merged["device"].lower().replace("nvidia ", "").split()[0]
+    out = REPO / "bench" / "results" / f"{gpu}-seed-table.json"
+    out.write_text(json.dumps(merged, indent=1))
+    lines = _markdown(merged)
+    doc = REPO / "docs" / "benchmarks.md"
+    png = f"{gpu}-seed-table.png"
+    _chart(merged, REPO / "docs" / png)
+    doc.write_text("\n".join(lines + ["", f"![latency chart]({png})", ""]))
+    print("\n".join(lines))
+    print(f"wrote {out}, {doc}")
+
+
+def _markdown(d: dict) -> list[str]:
+    runners = [
+        "torch-eager/fp32",
+        "torch-cudagraph/fp16",
+        "torch-compile/fp16",
+        "fluidrt/fp32",
+        "fluidrt/fp16",
+    ]
+    cells: dict = {}
+    for r in d["rows"]:
+        if "median_ms" in r:
+            cells[(r["model"], r["batch"], f"{r['runner']}/{r['precision']}")] = r
+    lines = [
+        "# Benchmarks",
+        "",
+        f"The seed's table on {d['device']} ({d['date']}; {json.dumps(d['versions'])}), made by "
+        "`bench/seed_table.py` in one run per part on one GPU. Median latency in ms (CUDA events, "
+        "100 runs; inputs and outputs on the GPU). MobileNet: fluidrt runs Paddle's MobileNetV1, "
+        "the PyTorch columns torchvision's MobileNetV2 (torchvision has no V1). fluidrt uses "
+        "seeded random weights; PyTorch random init.",
+        "",
+        "| model | batch | " + " | ".join(runners) + " | fluidrt fp16 vs compile |",
+        "|---|---|" + "---|" * (len(runners) + 1),
+    ]
+    models = list(dict.fromkeys(r["model"] for r in d["rows"]))
+    for m in models:
+        for b in sorted({r["batch"] for r in d["rows"] if r["model"] == m}):
+            vals = []
+            for run in runners:
+                c = cells.get((m, b, run))
+                vals.append(f"{c['median_ms']:.3f}" if c else "—")
+            comp, ours = cells.get((m, b, "torch-compile/fp16")), cells.get((m, b, "fluidrt/fp16"))
+            ratio = f"{comp['median_ms'] / ours['median_ms']:.2f}x" if comp and ours else "—"
+            lines.append(f"| {m} | {b} | " + " | ".join(vals) + f" | {ratio} |")
+    if d.get("accuracy"):
+        lines += [
+            "",
+            "## Accuracy",
+            "",
+            "fp32 engine (TF32 off) against Paddle Inference on the CPU machine; reduced "
+            "precision against the fp32 engine over 256 inputs. The autocast columns run "
+            "the same network natively under PyTorch's own mixed precision: the error a "
+            "half-precision run of this (random-weight) network has anyway.",
+            "",
+            "| model | fp32 vs Paddle rel L2 | fp16 rel L2 / top-1 | autocast fp16 rel L2 / "
+            "top-1 | bf16 rel L2 / top-1 | autocast bf16 rel L2 / top-1 |",
+            "|---|---|---|---|---|---|",
+        ]
+
+        def pair(a: dict, key: str) -> str:
+            if f"{key}_vs_fp32_rel_l2" not in a:
+                return "—"
+            return f"{a[f'{key}_vs_fp32_rel_l2']:.2e} / {100 * a[f'{key}_top1_agreement']:.1f}%"
+
+        for a in d["accuracy"]:
+            lines.append(
+                f"| {a['model']} | {a['fp32_vs_paddle_rel_l2']:.2e} | {pair(a, 'fp16')} | "
+                f"{pair(a, 'autocast_fp16')} | {pair(a, 'bf16')} | {pair(a, 'autocast_bf16')} |"
+            )
+    if d.get("builds"):
+        lines += ["", "## Engine build time", ""]
+        lines += [
+            f"- {b['model']} {b['precision']} batch {b['batch']}, {b['cache']} timing "
+            f"cache: {b['build_s']} s"
+            for b in d["builds"]
+        ]
+    return lines
+
+
+def _chart(d: dict, path: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib missing: no chart")
+        return
+    rows = [r for r in d["rows"] if "median_ms" in r and r["batch"] in LATENCY_BATCHES]
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    runners = list(dict.fromkeys(f"{r['runner']}/{r['precision']}" for r in rows))
+    fig, axes = plt.subplots(1, len(models), figsize=(4.5 * len(models), 4), squeeze=False)
+    for ax, m in zip(axes[0], models, strict=True):
+        batches = sorted({r["batch"] for r in rows if r["model"] == m})
+        width = 0.8 / max(len(runners), 1)
+        for i, run in enumerate(runners):
+            ys = [
+                next(
+                    (
+                        r["median_ms"]
+                        for r in rows
+                        if r["model"] == m
+                        and r["batch"] == b
+                        and f"{r['runner']}/{r['precision']}" == run
+                    ),
+                    0,
+                )
+                for b in batches
+            ]
+            ax.bar([j + i * width for j in range(len(batches))], ys, width, label=run)
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(batches))])
+        ax.set_xticklabels([f"bs {b}" for b in batches])
+        ax.set_title(m)
+        ax.set_ylabel("median latency (ms)")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"{d['device']}: latency, lower is better")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("prepare")
+    p.add_argument("--models", nargs="+", default=list(MODELS))
+    r = sub.add_parser("run")
+    r.add_argument("--out", default=os.environ.get("OUT", "bench/results/raw"))
+    r.add_argument("--part", default="all")
+    r.add_argument("--models", nargs="+", default=list(MODELS))
+    r.add_argument(
+        "--batches", nargs="+", type=int, default=list(LATENCY_BATCHES + THROUGHPUT_BATCHES)
+    )
+    r.add_argument(
+        "--runners",
+        nargs="+",
+        default=["torch-eager", "torch-cudagraph", "torch-compile", "fluidrt-fp32", "fluidrt-fp16"],
+    )
+    r.add_argument("--iters", type=int, default=100)
+    r.add_argument("--accuracy", action="store_true")
+    r.add_argument("--build-times", action="store_true")
+    rp = sub.add_parser("report")
+    rp.add_argument("parts", nargs="+")
+    args = ap.parse_args()
+    if args.cmd == "prepare":
+        prepare(args.models)
+    elif args.cmd == "run":
+        run(args)
+    else:
+        report(args.parts)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,259 @@
+"""GPU: Triton kernels and fused CUDA tactics against the native path, CUDA graphs, clones."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from fluidrt.engine.model import PartitionedModel, partition_and_build
+from fluidrt.errors import PlanError
+from fluidrt.ir.text import parse_graph
+from fluidrt.ops.executor import NativeExecutor
+from fluidrt.ops.infer import infer_node
+from fluidrt.passes import run_passes
+from fluidrt.settings import PrecisionType, Settings
+
+pytestmark = pytest.mark.gpu
+
+NET = """
+graph net(%x: float32[N,8,16,16]) {
+  %w1: float32[16,8,3,3] = const
+  %s: float32[16] = const
+  %b: float32[16] = const
+  %m: float32[16] = const
+  %v: float32[16] = const [1.0, 2.0, 0.5, 1.0, 1.0, 1.0, 3.0, 1.0, 1.0, 2.0, 0.5, 1.0, 1.0, 1.0, 3.0, 1.0]
+  %c1 = conv2d(%x, %w1) {"pads": [1, 1, 1, 1]}
+  %n1 = batch_norm(%c1, %s, %b, %m, %v)
+  %r1 = relu(%n1)
+  %w2: float32[16,16,3,3] = const
+  %c2 = conv2d(%r1, %w2) {"pads": [1, 1, 1, 1]}
+  %a = add(%c2, %r1)
+  %o = relu(%a)
+  %h = hard_swish(%o)
+  %g = sigmoid(%h)
+  %q = mul(%g, %o)
+  %p = adaptive_pool2d(%q) {"mode": "avg", "output_size": [1, 1]}
+  %f = flatten(%p) {"start": 1}
+  %fw: float32[16,10] = const
+  %fb: float32[10] = const
+  %mm = matmul(%f, %fw)
+  %y = add(%mm, %fb)
+  return %y
+}
+"""
+
+
+def _graph():
+    return run_passes(parse_graph(NET, infer=infer_node), Settings())
+
+
+def _reference(x: np.ndarray) -> np.ndarray:
+    g = parse_graph(NET, infer=infer_node)
+    return NativeExecutor(g).run([torch.from_numpy(x)])[0].numpy()
+
+
+def _model(precision=PrecisionType.Float32, batch=8, cuda_graph=True) -> PartitionedModel:
+    s = Settings(
+        use_engine=True, max_batch_size=batch, precision=precision, use_cuda_graph=cuda_graph
+    )
+    return partition_and_build(_graph(), s, torch.device("cuda"))
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+@pytest.fixture(autouse=True)
+def _no_tf32():
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
+def test_fp32_engine_matches_native_and_uses_cuda_tactics() -> None:
+    x = np.random.default_rng(0).standard_normal((4, 8, 16, 16)).astype(np.float32)
+    model = _model()
+    out = model.run([torch.from_numpy(x).cuda()])[0].cpu().numpy()
+    assert _rel(out, _reference(x)) <= 1e-4
+    tactics = set(model.engines[0].tactics.values())
+    assert tactics & {"cudnn_fused", "triton_pointwise", "torch_channels_last", "linear"}
+
+
+@pytest.mark.parametrize("precision", [PrecisionType.Half, PrecisionType.Bfloat16])
+def test_reduced_precision_within_tolerance(precision) -> None:
+    x = np.random.default_rng(1).standard_normal((8, 8, 16, 16)).astype(np.float32)
+    out = _model(precision).run([torch.from_numpy(x).cuda()])[0].cpu().numpy()
+    assert out.dtype == np.float32  # the engine's interface keeps fp32
+    tol = 1e-2 if precision == PrecisionType.Half else 3e-2
+    assert _rel(out, _reference(x)) <= tol
+
+
+def test_cuda_graph_per_shape_and_outputs_not_aliased() -> None:
+    model = _model(batch=8)
+    xs = [
+        np.random.default_rng(i).standard_normal((b, 8, 16, 16)).astype(np.float32)
+        for i, b in enumerate((2, 8, 2))
+    ]
+    outs = [model.run([torch.from_numpy(x).cuda()])[0] for x in xs]
+    for x, o in zip(xs, outs, strict=True):
+        assert _rel(o.cpu().numpy(), _reference(x)) <= 1e-4
+    ctx = model._runners[0]
+    assert len(ctx._graphs) == 2  # one capture per input shape, reused for the third call
+
+
+def test_plan_round_trip_and_foreign_device_plan() -> None:
+    model = _model()
+    data = model.serialize()
+    again = PartitionedModel.deserialize(data, torch.device("cuda"), "mem")
+    x = torch.randn(3, 8, 16, 16, device="cuda")
+    torch.testing.assert_close(again.run([x])[0], model.run([x])[0])
+    with pytest.raises(PlanError, match="another device"):
+        PartitionedModel.deserialize(data, torch.device("cpu"), "mem")
+
+
+def test_clones_run_concurrently() -> None:
+    import fluidrt
+    from fluidrt.inference import Predictor
+
+    model = _model()
+    cfg = fluidrt.Config()
+    cfg.enable_use_gpu(100, 0)
+    base = Predictor(cfg, runner=model)
+    preds = [base] + [base.clone() for _ in range(3)]
+    xs = [
+        np.random.default_rng(10 + i).standard_normal((4, 8, 16, 16)).astype(np.float32)
+        for i in range(4)
+    ]
+    results: dict[int, np.ndarray] = {}
+
+    def work(i: int) -> None:
+        for _ in range(20):
+            results[i] = preds[i].run([xs[i]])[0]
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, x in enumerate(xs):
+        assert _rel(results[i], _reference(x)) <= 1e-4
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_triton_pointwise_kernel(layout: str, dtype: torch.dtype) -> None:
+    from triton.testing import do_bench
+
+    from fluidrt.kernels.pointwise import PointwiseKernel
+    from fluidrt.ops.fused import fused_elementwise
+
+    steps = [
+        ["mul", ["i0", "i1"], {}],
+        ["hard_swish", ["s0"], {}],
+        ["add", ["s1", "i2"], {}],
+        ["clip", ["s2"], {"min": -1.0, "max": 4.0}],
+        ["sigmoid", ["s3"], {}],
+    ]
+    a = torch.randn(8, 64, 28, 28, device="cuda", dtype=dtype)
+    if layout == "channels_last":
+        a = a.contiguous(memory_format=torch.channels_last)
+    b = torch.randn(1, 64, 1, 1, device="cuda", dtype=dtype)  # broadcast per channel
+    c = torch.randn(8, 64, 28, 28, device="cuda", dtype=dtype)
+    kernel = PointwiseKernel(steps, 3)
+    got = kernel(a, b, c)
+    ref = fused_elementwise(a.float(), b.float(), c.float(), steps=steps).to(dtype)
+    assert got.shape == ref.shape and got.dtype == ref.dtype
+    torch.testing.assert_close(
+        got,
+        ref,
+        rtol=1e-2 if dtype == torch.float16 else 1e-5,
+        atol=1e-3 if dtype == torch.float16 else 1e-6,
+    )
+    ms_triton = do_bench(lambda: kernel(a, b, c))
+    ms_torch = do_bench(lambda: fused_elementwise(a, b, c, steps=steps))
+    print(
+        f"pointwise {layout} {dtype}: triton {ms_triton * 1e3:.1f} us, torch {ms_torch * 1e3:.1f} us"
+    )
+
+
+def test_cudnn_fused_tactic_matches_native() -> None:
+    from fluidrt.engine.layers import candidate_tactics
+
+    g = _graph()
+    conv = next(n for n in g.nodes if n.op == "fused_conv2d" and len(n.inputs) > 3)
+    tac = next(t for t in candidate_tactics(conv, torch.device("cuda")) if t.name == "cudnn_fused")
+    consts = {
+        i: torch.from_numpy(v.data).cuda()
+        for i, v in enumerate(conv.inputs)
+        if v is not None and v.is_const
+    }
+    x = torch.randn(2, 16, 16, 16, device="cuda")
+    r = torch.randn(2, 16, 16, 16, device="cuda")
+    args = [x, consts[1], consts.get(2), r]
+    got = tac.prepare(conv, consts, torch.device("cuda"))(args)[0]
+    from fluidrt.ops.registry import get_op
+
+    op = get_op("fused_conv2d")
+    ref = op.impl(*args, **op.resolve_attrs(conv.attrs))
+    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("mode,include", [("max", False), ("avg", False), ("avg", True)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_triton_pool_nhwc(mode: str, include: bool, dtype: torch.dtype) -> None:
+    from triton.testing import do_bench
+
+    from fluidrt.kernels.pool import pool2d_nhwc
+    from fluidrt.ops.registry import get_op
+
+    op = get_op("pool2d")
+    for shape, k, s, p in [
+        ((8, 288, 35, 35), 3, 1, 1),
+        ((8, 192, 71, 71), 3, 2, 0),
+        ((2, 3, 9, 7), 2, 2, 1),
+    ]:
+        x = torch.randn(shape, device="cuda", dtype=dtype).contiguous(
+            memory_format=torch.channels_last
+        )
+        attrs = op.resolve_attrs(
+            {
+                "mode": mode,
+                "kernel": [k, k],
+                "strides": [s, s],
+                "pads": [p, p, p, p],
+                "count_include_pad": include,
+            }
+        )
+        ref = op.impl(x.float(), **attrs).to(dtype)
+        got = pool2d_nhwc(x, [k, k], [s, s], [p, p, p, p], mode, include)
+        assert got.shape == ref.shape and got.dtype == ref.dtype
+        torch.testing.assert_close(
+            got,
+            ref,
+            rtol=1e-3 if dtype == torch.float16 else 1e-5,
+            atol=1e-3 if dtype == torch.float16 else 1e-6,
+        )
+    x = torch.randn(64, 288, 35, 35, device="cuda", dtype=dtype).contiguous(
+        memory_format=torch.channels_last
+    )
+    ms_triton = do_bench(lambda: pool2d_nhwc(x, [3, 3], [1, 1], [1, 1, 1, 1], mode, include))
+    ms_torch = do_bench(
+        lambda: op.impl(
+            x,
+            **op.resolve_attrs(
+                {
+                    "mode": mode,
+                    "kernel": [3, 3],
+                    "strides": [1, 1],
+                    "pads": [1, 1, 1, 1],
+                    "count_include_pad": include,
+                }
+            ),
+        )
+    )
+    print(
+        f"pool {mode} include={include} {dtype}: triton {ms_triton * 1e3:.1f} us, "
+        f"torch {ms_torch * 1e3:.1f} us"
+    )
