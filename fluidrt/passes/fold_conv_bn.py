@@ -7,7 +7,7 @@ import logging
 import numpy as np
 
 from fluidrt.ir.graph import Graph
-from fluidrt.passes.patterns import const_data, only_user
+from fluidrt.passes.patterns import absorb_channel_bias, const_data, only_user
 from fluidrt.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -20,6 +20,8 @@ def fold_conv_bn(graph: Graph, settings: Settings) -> Graph:
         if conv.op != "conv2d" or conv not in graph.nodes:
             continue
         bn = only_user(graph, conv.outputs[0])
+        if bn is not None and bn.op == "add" and absorb_channel_bias(graph, conv):
+            bn = only_user(graph, conv.outputs[0])  # conv -> bias add -> bn: bias folded first
         if bn is None or bn.op != "batch_norm" or bn.inputs[0] is not conv.outputs[0]:
             continue
         w = const_data(conv.inputs[1])

@@ -4,45 +4,12 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
-
 from fluidrt.ir.graph import Graph, Node
 from fluidrt.ops.infer import infer_node
-from fluidrt.passes.patterns import ACTIVATIONS, channel_vector, const_data, only_user
+from fluidrt.passes.patterns import ACTIVATIONS, absorb_channel_bias, only_user
 from fluidrt.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def _absorb_bias(graph: Graph, node: Node) -> bool:
-    """Fold a following ``add(y, const)`` that is a per-output-channel bias into ``node``."""
-    y = node.outputs[0]
-    add = only_user(graph, y)
-    if add is None or add.op != "add" or y.rank is None:
-        return False
-    other = add.inputs[1] if add.inputs[0] is y else add.inputs[0]
-    data = const_data(other)
-    if data is None or add.inputs[0] is add.inputs[1]:
-        return False
-    if node.op in ("conv2d", "fused_conv2d"):
-        channels, axis = node.inputs[1].shape[0], 1
-    else:
-        w = node.inputs[1]
-        channels = w.shape[-2] if node.attrs.get("trans_b") else w.shape[-1]
-        axis = y.rank - 1
-    vec = channel_vector(data, y.rank, int(channels), axis)
-    if vec is None or add.outputs[0].shape != y.shape:
-        return False
-    old = const_data(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] is not None else 0
-    if len(node.inputs) > 2 and node.inputs[2] is not None and not node.inputs[2].is_const:
-        return False
-    bias = graph.add_const(node.name + ".bias", (np.asarray(old) + vec).astype(vec.dtype))
-    while len(node.inputs) < 3:
-        node.inputs.append(None)
-    graph.set_input(node, 2, bias)
-    graph.replace_all_uses(add.outputs[0], y)
-    graph.remove_node(add)
-    return True
 
 
 def _absorb_activation(graph: Graph, node: Node) -> bool:
@@ -62,6 +29,7 @@ def _absorb_activation(graph: Graph, node: Node) -> bool:
         name=node.name,
         index=index,
     )
+    fused.meta.update(node.meta)
     infer_node(fused)
     graph.replace_all_uses(act.outputs[0], fused.outputs[0])
     graph.remove_node(act)
@@ -77,7 +45,7 @@ def fuse_bias_act(graph: Graph, settings: Settings) -> Graph:
             continue
         if node.op == "matmul" and (node.inputs[1] is None or not node.inputs[1].is_const):
             continue  # only weight GEMMs take a channel bias
-        if _absorb_bias(graph, node):
+        if absorb_channel_bias(graph, node):
             biases += 1
         if node.op == "matmul" and len(node.inputs) > 2:
             fused = graph.add_node(
@@ -88,6 +56,7 @@ def fuse_bias_act(graph: Graph, settings: Settings) -> Graph:
                 name=node.name,
                 index=graph.nodes.index(node) + 1,
             )
+            fused.meta.update(node.meta)
             infer_node(fused)
             graph.replace_all_uses(node.outputs[0], fused.outputs[0])
             graph.remove_node(node)

@@ -58,6 +58,7 @@ def fuse_elementwise_chains(graph: Graph, settings: Settings) -> Graph:
             name=node.name,
             index=graph.nodes.index(last) + 1,
         )
+        fused.meta.update(node.meta)
         infer_node(fused)
         graph.replace_all_uses(last.outputs[0], fused.outputs[0])
         for n in reversed(chain):

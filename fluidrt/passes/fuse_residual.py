@@ -67,6 +67,7 @@ def fuse_residual(graph: Graph, settings: Settings) -> Graph:
             name=node.name,
             index=graph.nodes.index(last) + 1,
         )
+        fused.meta.update(node.meta)
         infer_node(fused)
         graph.replace_all_uses(last.outputs[0], fused.outputs[0])
         if last is not add:

@@ -83,3 +83,34 @@ def channel_vector(data: np.ndarray, rank: int, channels: int, axis: int) -> np.
 
 def same_shape(a: Value, b: Value) -> bool:
     return a.shape is not None and a.shape == b.shape and a.dtype == b.dtype
+
+
+def absorb_channel_bias(graph: Graph, node: Node) -> bool:
+    """Fold a following ``add(y, const)`` that is a per-output-channel bias into ``node``."""
+    y = node.outputs[0]
+    add = only_user(graph, y)
+    if add is None or add.op != "add" or y.rank is None:
+        return False
+    other = add.inputs[1] if add.inputs[0] is y else add.inputs[0]
+    data = const_data(other)
+    if data is None or add.inputs[0] is add.inputs[1]:
+        return False
+    if node.op in ("conv2d", "fused_conv2d"):
+        channels, axis = node.inputs[1].shape[0], 1
+    else:
+        w = node.inputs[1]
+        channels = w.shape[-2] if node.attrs.get("trans_b") else w.shape[-1]
+        axis = y.rank - 1
+    vec = channel_vector(data, y.rank, int(channels), axis)
+    if vec is None or add.outputs[0].shape != y.shape:
+        return False
+    old = const_data(node.inputs[2]) if len(node.inputs) > 2 and node.inputs[2] is not None else 0
+    if len(node.inputs) > 2 and node.inputs[2] is not None and not node.inputs[2].is_const:
+        return False
+    bias = graph.add_const(node.name + ".bias", (np.asarray(old) + vec).astype(vec.dtype))
+    while len(node.inputs) < 3:
+        node.inputs.append(None)
+    graph.set_input(node, 2, bias)
+    graph.replace_all_uses(add.outputs[0], y)
+    graph.remove_node(add)
+    return True
