@@ -298,6 +298,8 @@ class Predictor:
         self._output_names = list(runner.output_names)
         self._inputs: dict[str, torch.Tensor] = {}
         self._outputs: dict[str, torch.Tensor] = {}
+        self._bound_outputs: dict[str, torch.Tensor] = {}
+        self._staging = _HostStaging(self.device)
         self._lock = threading.Lock()
         self._profiler = None
         if self.settings.profile:
@@ -344,14 +346,26 @@ class Predictor:
         with self._lock:
             outs = self._runner.run([self._inputs[n] for n in self._input_names])
         self._outputs = dict(zip(self._output_names, outs, strict=True))
+        for name, buf in self._bound_outputs.items():
+            src = self._outputs[name]
+            if buf.shape != src.shape or buf.dtype != src.dtype:
+                raise InputError(
+                    f"output {name!r} is bound to a {buf.dtype} buffer of shape "
+                    f"{list(buf.shape)}, but the result is {src.dtype} {list(src.shape)}"
+                )
+            buf.copy_(src)
+            self._outputs[name] = buf
         if inputs is not None:
-            return [o.detach().to("cpu").numpy() for o in outs]
+            return [
+                self._staging.to_host(n, o) for n, o in zip(self._output_names, outs, strict=True)
+            ]
         return True
 
     def clone(self) -> Predictor:
         """A predictor sharing this one's graph and weights, with its own inputs and outputs."""
         twin = copy.copy(self)
-        twin._inputs, twin._outputs = {}, {}
+        twin._inputs, twin._outputs, twin._bound_outputs = {}, {}, {}
+        twin._staging = _HostStaging(self.device)
         twin._lock = threading.Lock()
         twin._runner = self._runner.clone()
         return twin
@@ -381,7 +395,51 @@ class Predictor:
         if value is None:
             raise InputError(f"no input named {name!r}; inputs are {self._input_names}")
         check_input(value, t)
-        self._inputs[name] = t.to(self.device, non_blocking=True)
+        self._inputs[name] = self._staging.to_device(name, t)
+
+
+class _HostStaging:
+    """Pinned host buffers per tensor name for the copies between NumPy and a CUDA device.
+
+    Page-locked memory lets the host-to-device copy run asynchronously on the predictor's stream;
+    an event per buffer keeps a buffer from being refilled while its last copy is in flight.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.device = device
+        self._bufs: dict[tuple[str, str], tuple[torch.Tensor, Any]] = {}
+
+    def _buffer(self, key: tuple[str, str], like: torch.Tensor) -> torch.Tensor:
+        entry = self._bufs.get(key)
+        if entry is not None:
+            buf, event = entry
+            if buf.shape == like.shape and buf.dtype == like.dtype:
+                if event is not None:
+                    event.synchronize()
+                return buf
+        buf = torch.empty(like.shape, dtype=like.dtype, pin_memory=True)
+        self._bufs[key] = (buf, None)
+        return buf
+
+    def to_device(self, name: str, t: torch.Tensor) -> torch.Tensor:
+        if not self.cuda or t.device.type == "cuda":
+            return t.to(self.device)
+        buf = self._buffer(("in", name), t)
+        buf.copy_(t)
+        dev = buf.to(self.device, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        self._bufs[("in", name)] = (buf, event)
+        return dev
+
+    def to_host(self, name: str, t: torch.Tensor) -> np.ndarray:
+        if t.device.type != "cuda":
+            return t.detach().numpy().copy()
+        buf = self._buffer(("out", name), t)
+        buf.copy_(t.detach(), non_blocking=True)
+        torch.cuda.current_stream(t.device).synchronize()
+        return buf.numpy().copy()
 
 
 def check_input(value: Value, t: torch.Tensor) -> None:

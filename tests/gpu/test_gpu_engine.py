@@ -257,3 +257,25 @@ def test_triton_pool_nhwc(mode: str, include: bool, dtype: torch.dtype) -> None:
         f"pool {mode} include={include} {dtype}: triton {ms_triton * 1e3:.1f} us, "
         f"torch {ms_torch * 1e3:.1f} us"
     )
+
+
+def test_handles_pinned_copies_and_bound_outputs() -> None:
+    import fluidrt
+    from fluidrt.inference import Predictor
+
+    cfg = fluidrt.Config()
+    cfg.enable_use_gpu(100, 0)
+    pred = Predictor(cfg, runner=_model())
+    x = np.random.default_rng(3).standard_normal((4, 8, 16, 16)).astype(np.float32)
+    h = pred.get_input_handle(pred.get_input_names()[0])
+    out_name = pred.get_output_names()[0]
+    for _ in range(3):  # the pinned buffers are reused between runs
+        h.copy_from_cpu(x)
+        pred.run()
+        got = pred.get_output_handle(out_name).copy_to_cpu()
+        assert _rel(got, _reference(x)) <= 1e-4
+    bound = torch.empty(4, 10, device="cuda")
+    pred.get_output_handle(out_name).share_external_data(bound)
+    h.share_external_data(torch.from_numpy(x).cuda())
+    pred.run()
+    assert _rel(bound.cpu().numpy(), _reference(x)) <= 1e-4
