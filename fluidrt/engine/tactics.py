@@ -318,7 +318,7 @@ def _pool_nhwc_applies(node: Node) -> bool:
     x = node.inputs[0]
     if node.op != "pool2d" or x is None or x.rank != 4 or a.get("auto_pad", "NOTSET") != "NOTSET":
         return False
-    kernel, strides = list(a.get("kernel", [])), list(a.get("strides", [1, 1]))
+    kernel = list(a.get("kernel", []))
     pads = list(a.get("pads", [0, 0, 0, 0]))
     if len(kernel) != 2 or pads[:2] != pads[2:] or a.get("ceil_mode", False):
         return False

@@ -43,7 +43,9 @@ _UNARY: dict[str, str] = {
     "sin": "tl.sin({a})",
     "cos": "tl.cos({a})",
     "gelu": "0.5 * {a} * (1.0 + tl.erf({a} * 0.7071067811865476))",
-    "mish": "{a} * (2.0 * tl.sigmoid(2.0 * tl.where({a} > 20.0, {a}, tl.log(1.0 + tl.exp({a})))) - 1.0)",
+    # mish = x * tanh(softplus(x)); softplus(x) = x past 20, as torch's mish computes it
+    "mish": "{a} * (2.0 * tl.sigmoid(2.0 * tl.where({a} > 20.0, {a}, "
+    "tl.log(1.0 + tl.exp({a})))) - 1.0)",
     "softsign": "{a} / (1.0 + tl.abs({a}))",
     "log_sigmoid": "tl.log(tl.sigmoid({a}))",
 }
