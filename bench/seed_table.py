@@ -389,10 +389,13 @@ def _markdown(d: dict) -> list[str]:
         "# Benchmarks",
         "",
         f"The seed's table on {d['device']} ({d['date']}; {json.dumps(d['versions'])}), made by "
-        "`bench/seed_table.py` in one run per part on one GPU. Median latency in ms (CUDA events, "
-        "100 runs; inputs and outputs on the GPU). MobileNet: fluidrt runs Paddle's MobileNetV1, "
-        "the PyTorch columns torchvision's MobileNetV2 (torchvision has no V1). fluidrt uses "
-        "seeded random weights; PyTorch random init.",
+        "`bench/seed_table.py run` on one GPU (the models in two consecutive parts on the same "
+        "leased machine, every runner of a model in the same process). Median latency in ms "
+        "(CUDA events, 100 runs; inputs and outputs on the GPU). fp32 runs have TF32 off for "
+        "every runner. MobileNet: fluidrt runs Paddle's MobileNetV1, the PyTorch columns "
+        "torchvision's MobileNetV2 (torchvision has no V1). fluidrt uses seeded random weights "
+        "(batch-norm statistics calibrated, see `fluidrt/frontends/paddle/random_weights.py`); "
+        "PyTorch its random init. Build time and peak memory per cell are in the JSON.",
         "",
         "| model | batch | " + " | ".join(runners) + " | fluidrt fp16 vs compile |",
         "|---|---|" + "---|" * (len(runners) + 1),

@@ -254,15 +254,21 @@ class Tensor:
         self._predictor._set_input(self._name, torch.from_numpy(np.ascontiguousarray(arr)))
 
     def share_external_data(self, data: Any) -> None:
-        """Use a torch tensor (or DLPack-capable array) as the input without copying."""
+        """Bind a torch tensor (or DLPack-capable array) already on the device, without a copy.
+
+        For an input, the predictor reads it directly; for an output, each ``run()`` writes the
+        result into it (a device-to-device copy, no host round trip)."""
         t = data if isinstance(data, torch.Tensor) else torch.from_dlpack(data)
-        self._predictor._set_input(self._name, t)
+        if self._is_input:
+            self._predictor._set_input(self._name, t)
+        else:
+            self._predictor._bound_outputs[self._name] = t
 
     def copy_to_cpu(self) -> np.ndarray:
         data = self._data()
         if data is None:
             raise InputError(f"{self._name!r} has no data yet; call predictor.run() first")
-        return data.detach().to("cpu").numpy().copy()
+        return self._predictor._staging.to_host(self._name, data)
 
     def to_torch(self) -> torch.Tensor:
         data = self._data()
@@ -493,7 +499,8 @@ def _resolve_device(device: str) -> torch.device:
         index = int(device.split(":")[1]) if ":" in device else 0
         if index >= torch.cuda.device_count():
             raise ConfigError(
-                f"enable_use_gpu(device_id={index}): only {torch.cuda.device_count()} GPU(s) visible"
+                f"enable_use_gpu(device_id={index}): only {torch.cuda.device_count()} "
+                "GPU(s) visible"
             )
     return torch.device(device)
 
