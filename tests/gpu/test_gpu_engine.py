@@ -24,7 +24,7 @@ graph net(%x: float32[N,8,16,16]) {
   %s: float32[16] = const
   %b: float32[16] = const
   %m: float32[16] = const
-  %v: float32[16] = const [1.0, 2.0, 0.5, 1.0, 1.0, 1.0, 3.0, 1.0, 1.0, 2.0, 0.5, 1.0, 1.0, 1.0, 3.0, 1.0]
+  %v: float32[16] = const [1.0, 2.0, 0.5, 1.0, 1.0, 1.0, 3.0, 1.0, 1, 2, 0.5, 1, 1, 1, 3, 1]
   %c1 = conv2d(%x, %w1) {"pads": [1, 1, 1, 1]}
   %n1 = batch_norm(%c1, %s, %b, %m, %v)
   %r1 = relu(%n1)
@@ -174,7 +174,8 @@ def test_triton_pointwise_kernel(layout: str, dtype: torch.dtype) -> None:
     ms_triton = do_bench(lambda: kernel(a, b, c))
     ms_torch = do_bench(lambda: fused_elementwise(a, b, c, steps=steps))
     print(
-        f"pointwise {layout} {dtype}: triton {ms_triton * 1e3:.1f} us, torch {ms_torch * 1e3:.1f} us"
+        f"pointwise {layout} {dtype}: triton {ms_triton * 1e3:.1f} us, "
+        f"torch {ms_torch * 1e3:.1f} us"
     )
 
 
