@@ -153,6 +153,10 @@ class Config:
             use_cuda_graph,
         )
 
+    def allow_tf32(self, allow: bool = True) -> None:
+        """Let fp32 engine layers use TF32 on GPU (faster, ~1e-3 relative error)."""
+        self.settings.allow_tf32 = bool(allow)
+
     def set_layer_precision(self, layers: dict[str, PrecisionType | str]) -> None:
         """Pin layers (by name, canonical op or Paddle op type) to a precision inside engines."""
         names = {

@@ -30,6 +30,7 @@ class Settings:
     use_static: bool = False
     use_calib_mode: bool = False
     use_cuda_graph: bool = True
+    allow_tf32: bool = False  # fp32 engines on GPU: strict fp32 unless TF32 is allowed
     disabled_ops: list[str] = field(default_factory=list)  # op types or value names kept native
     # layer name / op type -> "float32" | "float16" | "bfloat16", overriding the engine precision
     precision_overrides: dict[str, str] = field(default_factory=dict)

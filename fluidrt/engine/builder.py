@@ -20,7 +20,7 @@ from fluidrt.engine.fingerprint import device_identity, fingerprint
 from fluidrt.engine.layers import candidate_tactics
 from fluidrt.engine.memory import plan_memory
 from fluidrt.engine.precision import lower_precision
-from fluidrt.engine.runtime import Engine, const_tensor
+from fluidrt.engine.runtime import Engine, const_tensor, library_flags
 from fluidrt.engine.timing_cache import TimingCache, layer_signature
 from fluidrt.errors import ConfigError
 from fluidrt.ir.graph import Graph
@@ -46,16 +46,11 @@ def _time(fn: Callable[[], Any], device: torch.device, repeat: int) -> float:
     return times[len(times) // 2]
 
 
-def _tuned_libraries(device: torch.device) -> Any:
-    """On CUDA, let cuDNN time its own algorithms for each shape while tactics are timed."""
+def _tuned_libraries(device: torch.device, allow_tf32: bool) -> Any:
+    """On CUDA, cuDNN times its own algorithms for each shape while tactics are timed."""
     if device.type != "cuda":
         return contextlib.nullcontext()
-    return torch.backends.cudnn.flags(
-        enabled=True,
-        benchmark=True,
-        deterministic=False,
-        allow_tf32=torch.backends.cudnn.allow_tf32,
-    )
+    return library_flags(allow_tf32)
 
 
 def concretize(graph: Graph, batch: int) -> Graph:
@@ -161,6 +156,7 @@ def build_engine(
     if half is not None:
         graph = lower_precision(graph.clone(), half, settings.precision_overrides)
     batch = max(1, int(settings.max_batch_size))
+    allow_tf32 = bool(settings.allow_tf32) or settings.precision != PrecisionType.Float32
     base = concretize(graph, batch)
     memory = plan_memory(base, settings.workspace_size)
     cache = TimingCache(settings.timing_cache)
@@ -170,9 +166,9 @@ def build_engine(
     best = None
     for layout in layouts:
         candidate = base.clone()
-        with _tuned_libraries(device):
+        with _tuned_libraries(device, allow_tf32):
             _select_tactics(candidate, device, layout, repeat, progress, cache)
-        engine = Engine(candidate, device, layout, batch, memory)
+        engine = Engine(candidate, device, layout, batch, memory, allow_tf32=allow_tf32)
         if len(layouts) == 1:
             best = (0.0, engine)
             break

@@ -92,6 +92,7 @@ def _segment_json(seg: Engine | Graph, index: int, tensors: dict[str, np.ndarray
             "memory": seg.memory.to_json(),
             "build_seconds": seg.build_seconds,
             "use_cuda_graph": seg.use_cuda_graph,
+            "allow_tf32": seg.allow_tf32,
         }
     return {"kind": "native", "graph": doc}
 
@@ -113,6 +114,7 @@ def _segment_from_json(
         dict(fp),
         float(doc["build_seconds"]),
         bool(doc.get("use_cuda_graph", True)),
+        bool(doc.get("allow_tf32", False)),
     )
 
 

@@ -7,10 +7,11 @@ layer's tactic on the device once (weight layouts, prepacking) and returns a con
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,7 @@ class Engine:
     fingerprint: dict[str, Any] = field(default_factory=dict)
     build_seconds: float = 0.0
     use_cuda_graph: bool = True  # on CUDA: capture the engine once per input shape, replay
+    allow_tf32: bool = False  # let cuDNN/cuBLAS use TF32 for fp32 layers
 
     @property
     def tactics(self) -> dict[str, str]:
@@ -77,6 +79,21 @@ class Engine:
                 }
             )
         return rows
+
+
+@contextlib.contextmanager
+def library_flags(allow_tf32: bool) -> Iterator[None]:
+    """cuDNN autotuning on, and TF32 for cuDNN and cuBLAS only where the engine allows it."""
+    matmul = torch.backends.cuda.matmul
+    saved = matmul.allow_tf32
+    matmul.allow_tf32 = allow_tf32
+    try:
+        with torch.backends.cudnn.flags(
+            enabled=True, benchmark=True, deterministic=False, allow_tf32=allow_tf32
+        ):
+            yield
+    finally:
+        matmul.allow_tf32 = saved
 
 
 def const_tensor(v: Any, device: torch.device) -> torch.Tensor:
@@ -154,7 +171,8 @@ class ExecutionContext:
             if self.engine.use_cuda_graph and self.profiler is None:
                 outs = self._replay(inputs)
             else:
-                outs = self._run_layers(inputs)
+                with library_flags(self.engine.allow_tf32):
+                    outs = self._run_layers(inputs)
         caller.wait_stream(self._stream)
         for t in outs:
             t.record_stream(caller)
@@ -182,12 +200,7 @@ class ExecutionContext:
         graph = torch.cuda.CUDAGraph()
         # cuDNN times its algorithms for these exact shapes during the warm-up (kernel
         # auto-tuning) and the capture freezes the winners into the graph
-        tuned = torch.backends.cudnn.flags(
-            enabled=True,
-            benchmark=True,
-            deterministic=False,
-            allow_tf32=torch.backends.cudnn.allow_tf32,
-        )
+        tuned = library_flags(self.engine.allow_tf32)
         # one capture at a time in the process: another thread's eager warm-up during a capture
         # would be illegal; replays of finished graphs in other threads go on meanwhile
         with _CAPTURE_LOCK, tuned:
