@@ -326,11 +326,11 @@ def _pool(
         shape[d + 2] = o
         with np.errstate(divide="ignore"):  # an empty window: 0 / 0 (NaN) or 0 / -n as Paddle
             factor = k / valid.astype(np.float64)
-        c = torch.from_numpy(factor).reshape(shape)
+        c = _device_array(factor.reshape(shape), y.device, y.dtype)
         counts = c if counts is None else counts * c
     if counts is None:
         return y
-    return y * counts.to(device=y.device, dtype=y.dtype)
+    return y * counts
 
 
 def _has_empty_window(sizes, kernel, strides, begins, outs) -> bool:
@@ -599,6 +599,23 @@ def _cubic_weights(t: np.ndarray, a: float) -> list[np.ndarray]:
     return [far(t + 1.0), near(t), near(1.0 - t), far(2.0 - t)]
 
 
+_DEVICE_ARRAYS: dict[tuple, torch.Tensor] = {}
+
+
+def _device_array(arr: np.ndarray, device: torch.device, dtype: torch.dtype | None = None):
+    """``arr`` on ``device``, cached: these index/weight tables depend only on shapes, and a
+    cached device copy keeps host-to-device copies out of CUDA-graph captures (the warm-up run
+    before a capture fills the cache)."""
+    key = (arr.tobytes(), arr.shape, arr.dtype.str, str(device), dtype)
+    t = _DEVICE_ARRAYS.get(key)
+    if t is None:
+        if len(_DEVICE_ARRAYS) > 4096:
+            _DEVICE_ARRAYS.clear()
+        t = torch.from_numpy(np.ascontiguousarray(arr)).to(device=device, dtype=dtype)
+        _DEVICE_ARRAYS[key] = t
+    return t
+
+
 def _gather_taps(
     x: torch.Tensor, dim: int, taps: list[tuple[np.ndarray, np.ndarray | None]]
 ) -> torch.Tensor:
@@ -607,9 +624,9 @@ def _gather_taps(
     shape[dim] = -1
     out = None
     for idx, w in taps:
-        g = x.index_select(dim, torch.from_numpy(idx).to(x.device))
+        g = x.index_select(dim, _device_array(idx, x.device))
         if w is not None:
-            g = g * torch.from_numpy(w.astype(np.float32)).to(x.device, x.dtype).reshape(shape)
+            g = g * _device_array(w.astype(np.float32), x.device, x.dtype).reshape(shape)
         out = g if out is None else out + g
     return out
 
