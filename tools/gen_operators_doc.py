@@ -41,6 +41,20 @@ def render() -> str:
             f"| `{n}` | {'yes' if n in paddle_ops else ''} | "
             f"{'yes' if 'pd_op.' + n in paddle_ops else ''} |"
         )
+    from fluidrt.frontends.onnx import registered_onnx_ops
+
+    onnx_ops = registered_onnx_ops()
+    lines += [
+        "",
+        f"## ONNX ops ({len(onnx_ops)})",
+        "",
+        "Importer versions: the opset each importer starts at (the model's opset picks the "
+        "newest one at or below it).",
+        "",
+        "| ONNX op | importer since-versions |",
+        "|---|---|",
+    ]
+    lines += [f"| `{k}` | {', '.join(str(v) for v in vs)} |" for k, vs in onnx_ops.items()]
     ops = registered_ops()
     lines += [
         "",
