@@ -6,5 +6,7 @@ PY=${PYTHON:-python3}
 # torch is pinned in requirements-dev.txt: an unpinned torch pulls several GB of CUDA wheels.
 $PY -m pip install -q -r requirements-dev.txt
 # paddleclas declares old pins that break the install; its backbones need only plain imports.
-$PY -m pip install -q --no-deps paddleclas==2.6.0
+# paddle2onnx pins onnx<=1.17 (it works with the newer onnx the tests use): its own deps are in
+# requirements-dev.txt.
+$PY -m pip install -q --no-deps paddleclas==2.6.0 paddle2onnx==2.1.0
 $PY -m pip install -q --no-deps -e .
