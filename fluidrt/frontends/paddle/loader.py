@@ -57,6 +57,8 @@ def resolve_model_files(model: str, params: str | None = None) -> tuple[str, str
 def read_source_program(path: str) -> SourceProgram:
     with open(path, "rb") as f:
         data = f.read()
+    if not data.strip():
+        raise ModelFormatError(f"{path}: the model file is empty; export the model again")
     head = data[:64].lstrip()
     if path.endswith(".json") or head.startswith(b"{"):
         return read_pir(data, path)
