@@ -122,6 +122,27 @@ def make_onnxruntime(prog: Path, params: Path, threads: int):
     return run, f"paddle2onnx {paddle2onnx.__version__}, opset 17"
 
 
+def make_openvino(prog: Path, params: Path, threads: int):
+    import openvino as ov
+    import paddle2onnx
+
+    onnx_path = prog.parent / "model.onnx"
+    if not onnx_path.exists():
+        paddle2onnx.export(str(prog), str(params), str(onnx_path), opset_version=17)
+    core = ov.Core()
+    compiled = core.compile_model(
+        core.read_model(str(onnx_path)), "CPU",
+        {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
+         "INFERENCE_PRECISION_HINT": "f32"},
+    )
+    request = compiled.create_infer_request()
+
+    def run(x):
+        return [request.infer({0: x})[compiled.output(0)]]
+
+    return run, f"OpenVINO {ov.__version__} (ONNX via paddle2onnx), f32"
+
+
 # ---- timing -----------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -133,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=5, help="alternations between runners")
     ap.add_argument(
         "--runners",
-        default="fluidrt,fluidrt-engine,paddle-inference,onnxruntime",
-        help="comma-separated: fluidrt, fluidrt-engine, paddle-inference, onnxruntime",
+        default="fluidrt,fluidrt-engine,paddle-inference,onnxruntime,openvino",
+        help="comma-separated: fluidrt, fluidrt-engine, paddle-inference, onnxruntime, openvino",
     )
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
@@ -171,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
                 run, note = make_paddle(prog, params, args.threads)
             elif name == "onnxruntime":
                 run, note = make_onnxruntime(prog, params, args.threads)
+            elif name == "openvino":
+                run, note = make_openvino(prog, params, args.threads)
             else:
                 ap.error(f"unknown runner {name!r}")
             run(x)  # first run (may build / allocate)
@@ -235,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         "numpy": np.__version__,
         "torch": torch.__version__,
     }
-    for mod in ("fluidrt", "paddle", "onnxruntime", "paddle2onnx"):
+    for mod in ("fluidrt", "paddle", "onnxruntime", "paddle2onnx", "openvino"):
         try:
             versions[mod] = __import__(mod).__version__
         except Exception:  # noqa: BLE001
