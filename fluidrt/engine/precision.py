@@ -14,6 +14,7 @@ import logging
 
 import numpy as np
 
+from fluidrt.engine.layers import get_layer
 from fluidrt.ir.graph import Graph, Node, Value
 from fluidrt.ops.infer import infer_node
 
@@ -45,33 +46,14 @@ KEEP_FP32 = frozenset(
         "erf",
     }
 )
-# layers that just move data: they run in the dtype of their first float input
-FOLLOW = frozenset(
-    {
-        "identity",
-        "reshape",
-        "flatten",
-        "transpose",
-        "squeeze",
-        "unsqueeze",
-        "concat",
-        "split",
-        "slice",
-        "gather",
-        "pad",
-        "expand",
-        "tile",
-        "stack",
-        "unstack",
-        "flip",
-        "max",
-        "min",
-        "pool2d",
-        "adaptive_pool2d",
-        "relu",
-        "clip",
-    }
-)
+# layers that run in the dtype that reaches them: data movement (the engine's non-float layers,
+# asked from the layer registry) and a few float ops that are exact in any precision
+_FOLLOW_FLOAT_OPS = frozenset({"max", "min", "pool2d", "adaptive_pool2d", "relu", "clip"})
+
+
+def _follows_input(op: str) -> bool:
+    layer = get_layer(op)
+    return op in _FOLLOW_FLOAT_OPS or (layer is not None and not layer.float_only)
 
 
 def _run_dtype(node: Node, half: str, overrides: dict[str, str], cur: dict[int, str]) -> str | None:
@@ -84,7 +66,7 @@ def _run_dtype(node: Node, half: str, overrides: dict[str, str], cur: dict[int, 
         return "float32"
     if node.op == "cast":
         return None
-    if node.op in FOLLOW:
+    if _follows_input(node.op):
         for v in node.inputs:
             if v is not None and not v.is_const and v.dtype in FLOATS:
                 return cur.get(id(v), v.dtype)
