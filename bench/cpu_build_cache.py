@@ -32,8 +32,17 @@ def _model(fmt: str) -> tuple[Path, Path]:
     folder = REPO / ".cache" / "models" / fmt / "resnet50"
     prog = folder / ("model.json" if fmt == "pir" else "model.pdmodel")
     if not prog.exists():
-        subprocess.run([sys.executable, str(REPO / "tools" / "export_models.py"), "--formats",
-                        fmt, "--models", "resnet50"], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                str(REPO / "tools" / "export_models.py"),
+                "--formats",
+                fmt,
+                "--models",
+                "resnet50",
+            ],
+            check=True,
+        )
     return prog, folder / "model.pdiparams"
 
 
@@ -66,28 +75,41 @@ def main() -> None:
     engine = p1._runner.engines[0]
     mem = engine.memory
     row = {
-        "model": "resnet50", "format": args.format, "threads": args.threads,
-        "create_cold_s": round(cold, 3), "create_from_cache_s": round(warm, 3),
-        "speedup": round(cold / warm, 2), "outputs_identical": bool(same),
-        "engines": len(p1._runner.engines), "engine_layers": len(engine.graph.nodes),
+        "model": "resnet50",
+        "format": args.format,
+        "threads": args.threads,
+        "create_cold_s": round(cold, 3),
+        "create_from_cache_s": round(warm, 3),
+        "speedup": round(cold / warm, 2),
+        "outputs_identical": bool(same),
+        "engines": len(p1._runner.engines),
+        "engine_layers": len(engine.graph.nodes),
         "native_nodes": sum(1 for s in p1._runner.segments if not hasattr(s, "layout")),
         "arena_mib": round(mem.arena_bytes / 2**20, 2),
         "intermediates_mib": round(mem.total_bytes / 2**20, 2),
         "arena_fraction": round(mem.arena_bytes / mem.total_bytes, 4),
-        "plan_mib": round(sum(f.stat().st_size for f in (tmp / "_opt_cache").glob("*.plan"))
-                          / 2**20, 1),
+        "plan_mib": round(
+            sum(f.stat().st_size for f in (tmp / "_opt_cache").glob("*.plan")) / 2**20, 1
+        ),
     }
     print(f"{'create_predictor, cold (import, passes, build, save plan)':58} {cold:8.2f} s")
     print(f"{'create_predictor, from the optim cache':58} {warm:8.2f} s")
     print(f"{'speedup':58} {cold / warm:8.1f} x")
-    print(f"{'arena / sum of intermediate tensors':58} {row['arena_fraction']:8.1%} "
-          f"({row['arena_mib']} of {row['intermediates_mib']} MiB)")
-    print(f"{'engines / layers / native nodes':58} {row['engines']} / {row['engine_layers']} / "
-          f"{row['native_nodes']}")
-    out = {"device": platform.processor() or platform.machine(),
-           "date": datetime.date.today().isoformat(),
-           "versions": {"fluidrt": fluidrt.__version__, "torch": torch.__version__},
-           "command": "python bench/cpu_build_cache.py", "rows": [row]}
+    print(
+        f"{'arena / sum of intermediate tensors':58} {row['arena_fraction']:8.1%} "
+        f"({row['arena_mib']} of {row['intermediates_mib']} MiB)"
+    )
+    print(
+        f"{'engines / layers / native nodes':58} {row['engines']} / {row['engine_layers']} / "
+        f"{row['native_nodes']}"
+    )
+    out = {
+        "device": platform.processor() or platform.machine(),
+        "date": datetime.date.today().isoformat(),
+        "versions": {"fluidrt": fluidrt.__version__, "torch": torch.__version__},
+        "command": "python bench/cpu_build_cache.py",
+        "rows": [row],
+    }
     path = REPO / "bench" / "results" / "cpu-build-cache-resnet50.json"
     path.write_text(json.dumps(out, indent=1))
     print(f"wrote {path}")

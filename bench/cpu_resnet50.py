@@ -131,9 +131,13 @@ def make_openvino(prog: Path, params: Path, threads: int):
         paddle2onnx.export(str(prog), str(params), str(onnx_path), opset_version=17)
     core = ov.Core()
     compiled = core.compile_model(
-        core.read_model(str(onnx_path)), "CPU",
-        {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
-         "INFERENCE_PRECISION_HINT": "f32"},
+        core.read_model(str(onnx_path)),
+        "CPU",
+        {
+            "INFERENCE_NUM_THREADS": threads,
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": "f32",
+        },
     )
     request = compiled.create_infer_request()
 

@@ -90,8 +90,10 @@ def main() -> int:
     # 2. fluidrt: the paddle.inference API
     import fluidrt
 
-    print("[2/4] building a fluidrt engine (cached in _opt_cache/ after the first run) ...",
-          flush=True)
+    print(
+        "[2/4] building a fluidrt engine (cached in _opt_cache/ after the first run) ...",
+        flush=True,
+    )
     t0 = time.perf_counter()
     config = fluidrt.Config(str(model_file), str(params_file))
     config.set_cpu_math_library_num_threads(args.threads)

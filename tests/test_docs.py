@@ -12,6 +12,8 @@ REPO = Path(__file__).resolve().parents[1]
 def test_operators_doc_is_current() -> None:
     r = subprocess.run(
         [sys.executable, "tools/gen_operators_doc.py", "--check"],
-        cwd=REPO, capture_output=True, text=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert r.returncode == 0, r.stdout + r.stderr

@@ -23,8 +23,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def make_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="fluidrt", description="Inference optimizer and runtime for Paddle "
-                     "and ONNX models.")
+    parser = _Parser(
+        prog="fluidrt", description="Inference optimizer and runtime for Paddle and ONNX models."
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logs and tracebacks")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name in SUBCOMMANDS:

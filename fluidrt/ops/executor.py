@@ -75,4 +75,3 @@ def _const_tensor(data: Any, device: torch.device) -> torch.Tensor:
     if t is None:
         raise ExecutionError(f"constant of unsupported dtype {data.dtype}")
     return t.to(device)
-

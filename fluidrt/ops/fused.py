@@ -31,9 +31,7 @@ def apply_activation(y: torch.Tensor, activation: str, act_attrs: dict[str, Any]
     return op.impl(y, **op.resolve_attrs(act_attrs))
 
 
-@register_op(
-    "fused_conv2d", attrs={**CONV_ATTRS, **EPILOGUE_ATTRS}, inputs=(2, 4), tags=("fused",)
-)
+@register_op("fused_conv2d", attrs={**CONV_ATTRS, **EPILOGUE_ATTRS}, inputs=(2, 4), tags=("fused",))
 def fused_conv2d(
     x: torch.Tensor,
     w: torch.Tensor,
@@ -77,9 +75,7 @@ def fused_matmul(
     return apply_activation(y, activation, act_attrs)
 
 
-@register_op(
-    "fused_elementwise", attrs={"steps": []}, inputs=(1, VARIADIC), tags=("fused",)
-)
+@register_op("fused_elementwise", attrs={"steps": []}, inputs=(1, VARIADIC), tags=("fused",))
 def fused_elementwise(*inputs: torch.Tensor, steps: list) -> torch.Tensor:
     """A chain of elementwise ops; each step is [op, [refs], attrs], refs "i<k>" or "s<k>"."""
     env: list[torch.Tensor] = []

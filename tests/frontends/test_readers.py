@@ -38,11 +38,22 @@ def test_program_desc_matches_paddle_protobuf(exported) -> None:
         for attr in theirs.attrs:
             if attr.name not in mine.attrs:
                 continue
-            field = {0: "i", 1: "f", 2: "s", 3: "ints", 4: "floats", 5: "strings", 6: "b",
-                     9: "l", 11: "longs"}.get(attr.type)
+            field = {
+                0: "i",
+                1: "f",
+                2: "s",
+                3: "ints",
+                4: "floats",
+                5: "strings",
+                6: "b",
+                9: "l",
+                11: "longs",
+            }.get(attr.type)
             if field:
                 expected = getattr(attr, field)
-                expected = list(expected) if field in ("ints", "floats", "strings", "longs") else expected
+                expected = (
+                    list(expected) if field in ("ints", "floats", "strings", "longs") else expected
+                )
                 got = mine.attrs[attr.name]
                 if field in ("f", "floats"):
                     np.testing.assert_allclose(got, expected, rtol=1e-7)

@@ -8,8 +8,16 @@ from fluidrt.frontends.paddle.importer import ImportContext, paddle_op
 from fluidrt.frontends.paddle.source import SourceOp
 
 _PADDLE_DTYPES = {  # legacy VarType numbers used by dtype attributes
-    0: "bool", 1: "int16", 2: "int32", 3: "int64", 4: "float16", 5: "float32", 6: "float64",
-    20: "uint8", 21: "int8", 22: "bfloat16",
+    0: "bool",
+    1: "int16",
+    2: "int32",
+    3: "int64",
+    4: "float16",
+    5: "float32",
+    6: "float64",
+    20: "uint8",
+    21: "int8",
+    22: "bfloat16",
 }
 
 
@@ -62,8 +70,13 @@ def _assign_value(ctx: ImportContext, op: SourceOp) -> None:
     dtype = paddle_dtype(op.attrs.get("dtype", 5))
     values = op.attrs.get("values")
     if values is None:
-        key = {"float32": "fp32_values", "int32": "int32_values", "int64": "int64_values",
-               "bool": "bool_values", "float64": "fp64_values"}.get(dtype, "fp32_values")
+        key = {
+            "float32": "fp32_values",
+            "int32": "int32_values",
+            "int64": "int64_values",
+            "bool": "bool_values",
+            "float64": "fp64_values",
+        }.get(dtype, "fp32_values")
         values = op.attrs.get(key, [])
     shape = [int(d) for d in op.attrs.get("shape", [len(values)])]
     arr = np.asarray(values, dtype=dtype).reshape(shape)
