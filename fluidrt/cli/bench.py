@@ -164,6 +164,7 @@ class Phases:
         sync: Callable[[], None],
     ) -> None:
         self.h2d, self.compute, self.d2h, self.sync = h2d, compute, d2h, sync
+        self.cuda = False  # set for CUDA sessions: compute is then timed with CUDA events
 
 
 def time_phases(
@@ -174,6 +175,8 @@ def time_phases(
     transfers: bool,
 ) -> dict[str, Any]:
     """Warm up, then time iterations; returns per-phase samples in seconds and wall time."""
+    import torch
+
     clock = time.perf_counter
     sync = phases.sync
     device_inputs = phases.h2d()
@@ -187,6 +190,9 @@ def time_phases(
         if transfers:
             phases.d2h(outs)
         sync()
+    events = None
+    if torch.cuda.is_available() and getattr(phases, "cuda", False):
+        events = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
     h2d, comp, d2h, total = [], [], [], []
     start = clock()
     deadline = start + (duration_s or 0.0)
@@ -205,7 +211,11 @@ def time_phases(
         else:
             x = device_inputs
             t1 = t0
+        if events is not None:  # GPU compute time from CUDA events, as trtexec reports it
+            events[0].record()
         outs = phases.compute(x)
+        if events is not None:
+            events[1].record()
         sync()
         t2 = clock()
         if transfers:
@@ -215,7 +225,7 @@ def time_phases(
         else:
             t3 = t2
         h2d.append(t1 - t0)
-        comp.append(t2 - t1)
+        comp.append(events[0].elapsed_time(events[1]) / 1e3 if events is not None else t2 - t1)
         d2h.append(t3 - t2)
         total.append(t3 - t0)
         n += 1
@@ -283,7 +293,9 @@ def fluidrt_phases(session: Session, arrays: list[np.ndarray]) -> Phases:
     def d2h(outs: list[torch.Tensor]) -> list[np.ndarray]:
         return [o.detach().to("cpu").numpy().copy() for o in outs]
 
-    return Phases(h2d, compute, d2h, sync)
+    phases = Phases(h2d, compute, d2h, sync)
+    phases.cuda = cuda
+    return phases
 
 
 def paddle_phases(session: Session, arrays: list[np.ndarray], threads: int | None) -> Phases:
