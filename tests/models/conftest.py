@@ -52,19 +52,23 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     tr = terminalreporter
     tr.section("fluidrt model sweep (rel L2 vs Paddle Inference, fp32 tolerance 1e-5)")
     tr.write_line(
-        f"{'model':24s} {'format':8s} {'batch':>5s} {'result':6s} {'rel_l2':>9s} "
+        f"{'model':24s} {'format':8s} {'mode':7s} {'batch':>5s} {'result':6s} {'rel_l2':>9s} "
         f"{'vs_fp64':>9s} {'argmax':>6s} {'load_s':>6s} {'run_ms':>8s}  detail"
     )
-    for (model, fmt, batch), r in sorted(
+    for (model, fmt, mode, batch), r in sorted(
         SWEEP_RESULTS.items(), key=lambda kv: (list(tool.MODELS).index(kv[0][0]), kv[0][1:])
     ):
         tr.write_line(
-            f"{model:24s} {fmt:8s} {batch:5d} {r['result']:6s} {_num(r, 'rel_l2', '9.2e')} "
+            f"{model:24s} {fmt:8s} {mode:7s} {batch:5d} {r['result']:6s} "
+            f"{_num(r, 'rel_l2', '9.2e')} "
             f"{_num(r, 'rel_l2_fp64', '9.2e')} {r.get('argmax', '-'):>6s} "
             f"{_num(r, 'load_s', '6.1f')} {_num(r, 'run_ms', '8.1f')}  {r.get('detail', '')[:160]}"
         )
     out = tool.DEFAULT_OUT / "sweep-results.json"
-    rows = [{"model": m, "format": f, "batch": b, **r} for (m, f, b), r in SWEEP_RESULTS.items()]
+    rows = [
+        {"model": m, "format": f, "mode": r_, "batch": b, **r}
+        for (m, f, r_, b), r in SWEEP_RESULTS.items()
+    ]
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(rows, indent=1))

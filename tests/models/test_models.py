@@ -1,6 +1,7 @@
 """The model sweep: real vision models through fluidrt's public API vs Paddle Inference (CPU).
 
-For every model x format (where Paddle could export it) x batch (1 and 4): load the export with
+For every model x format (where Paddle could export it) x mode (native; engines on) x batch (1
+and 4): load the export with
 ``fluidrt.Config`` / ``fluidrt.create_predictor`` and compare every output with Paddle
 Inference's on the same seeded input: relative L2 <= 1e-5 and the same argmax per image.
 Batch 1 goes through the handles (``copy_from_cpu`` / ``run()`` / ``copy_to_cpu``), batch 4
@@ -8,7 +9,7 @@ through ``run([x])``, on one predictor per model and format (so the batch dim mu
 
 Run with ``pytest -m slow tests/models`` (exports everything on first use, into
 ``.cache/models``); ``FLUIDRT_MODELS=resnet50 pytest -m slow tests/models`` for a subset;
-``pytest -m "not slow"`` leaves the sweep out.
+``FLUIDRT_MODEL_MODES=engine`` for one mode; ``pytest -m "not slow"`` leaves the sweep out.
 """
 
 from __future__ import annotations
@@ -40,14 +41,17 @@ def _selected(env: str, known) -> list[str]:
 
 MODELS = _selected("FLUIDRT_MODELS", tool.MODELS)
 FORMATS = _selected("FLUIDRT_MODEL_FORMATS", tool.FORMATS)
-CASES = [(m, f, b) for m in MODELS for f in FORMATS for b in tool.BATCHES]
+# native: the graph passes and the native executor; engine: enable_engine() (partitioned,
+# engines built with timed tactics), the build-phase issue's requirement
+RUN_MODES = _selected("FLUIDRT_MODEL_MODES", ("native", "engine"))
+CASES = [(m, f, r, b) for m in MODELS for f in FORMATS for r in RUN_MODES for b in tool.BATCHES]
 
-# One predictor at a time (the cases run model by model): (model, fmt) -> predictor or error
-_current: dict[tuple[str, str], object] = {}
+# One predictor at a time (the cases run model by model): (model, fmt, mode) -> predictor or error
+_current: dict[tuple[str, str, str], object] = {}
 
 
-def _predictor(model: str, fmt: str, record: dict):
-    key = (model, fmt)
+def _predictor(model: str, fmt: str, mode: str, record: dict):
+    key = (model, fmt, mode)
     if key not in _current:
         _current.clear()
         prog, params = tool.model_files(model, fmt)
@@ -56,6 +60,8 @@ def _predictor(model: str, fmt: str, record: dict):
             cfg = fluidrt.Config(str(prog), str(params))
             cfg.disable_gpu()
             cfg.set_cpu_math_library_num_threads(2)
+            if mode == "engine":
+                cfg.enable_engine(max_batch_size=max(tool.BATCHES))
             _current[key] = fluidrt.create_predictor(cfg)
         except Exception as exc:  # noqa: BLE001 - reported for both batches of this model
             _current[key] = exc
@@ -72,10 +78,12 @@ def _first_line(exc: BaseException) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("model,fmt,batch", CASES, ids=[f"{m}-{f}-b{b}" for m, f, b in CASES])
-def test_model_matches_paddle_inference(model, fmt, batch, export_model):
+@pytest.mark.parametrize(
+    "model,fmt,mode,batch", CASES, ids=[f"{m}-{f}-{r}-b{b}" for m, f, r, b in CASES]
+)
+def test_model_matches_paddle_inference(model, fmt, mode, batch, export_model):
     record: dict = {"result": "FAIL"}
-    SWEEP_RESULTS[(model, fmt, batch)] = record
+    SWEEP_RESULTS[(model, fmt, mode, batch)] = record
     st = export_model(model, fmt)
     if not st["ok"]:
         record.update(result="skip", detail=f"Paddle could not export: {tool.error_line(st)}")
@@ -87,7 +95,7 @@ def test_model_matches_paddle_inference(model, fmt, batch, export_model):
     exact = [ref.get(f"exact_b{batch}_{i}") for i in range(n_out)]
 
     try:
-        pred = _predictor(model, fmt, record)
+        pred = _predictor(model, fmt, mode, record)
         t0 = time.perf_counter()
         if batch == 1:
             names = pred.get_input_names()
