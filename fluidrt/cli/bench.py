@@ -35,6 +35,7 @@ from fluidrt.cli.common import (
     make_inputs,
     nonneg_float,
     open_session,
+    paddle_predictor,
     positive_float,
     positive_int,
     table,
@@ -300,32 +301,15 @@ def fluidrt_phases(session: Session, arrays: list[np.ndarray]) -> Phases:
 
 def paddle_phases(session: Session, arrays: list[np.ndarray], threads: int | None) -> Phases:
     """Paddle Inference on the same model files and inputs (handles, as Paddle users do)."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            import paddle.inference as pi
-        except ImportError:
-            raise CliError(
-                "--compare-paddle: Paddle is not installed (pip install paddlepaddle)"
-            ) from None
-    from fluidrt.frontends.paddle.loader import resolve_model_files
-
-    prog, params = resolve_model_files(session.path, session.params)
-    cfg = pi.Config(prog, params) if params else pi.Config(prog)
-    if session.device.type == "cuda":
-        cfg.enable_use_gpu(100, session.device.index or 0)
-    else:
-        cfg.disable_gpu()
-    cfg.set_cpu_math_library_num_threads(int(threads or _torch_threads()))
-    cfg.disable_glog_info()
-    pred = pi.create_predictor(cfg)
+    pred = paddle_predictor(
+        session.path,
+        session.params,
+        str(session.device),
+        int(threads or _torch_threads()),
+        len(arrays),
+        "--compare-paddle",
+    )
     names = pred.get_input_names()
-    if len(names) != len(arrays):
-        raise CliError(
-            f"--compare-paddle: Paddle sees {len(names)} inputs {names}, fluidrt {len(arrays)}"
-        )
     handles = [pred.get_input_handle(n) for n in names]
     outs = [pred.get_output_handle(n) for n in pred.get_output_names()]
     host = [np.ascontiguousarray(a) for a in arrays]

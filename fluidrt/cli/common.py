@@ -1129,3 +1129,34 @@ def format_description(doc: dict[str, Any], layers: bool = True) -> str:
     if fp:
         lines.append("fingerprint: " + ", ".join(f"{k}={v}" for k, v in fp.items()))
     return "\n".join(lines)
+
+
+def paddle_predictor(
+    model: str, params: str | None, device: str, threads: int | None, n_inputs: int, what: str
+) -> Any:
+    """A Paddle Inference predictor on the same model files (for --compare-paddle and the
+    paddle backend); ``what`` names the caller in error messages."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            import paddle.inference as pi
+        except ImportError:
+            raise CliError(f"{what}: Paddle is not installed (pip install paddlepaddle)") from None
+    from fluidrt.frontends.paddle.loader import resolve_model_files
+
+    prog, params = resolve_model_files(model, params)
+    cfg = pi.Config(prog, params) if params else pi.Config(prog)
+    if device.startswith("cuda"):
+        cfg.enable_use_gpu(100, int(device.split(":")[1]) if ":" in device else 0)
+    else:
+        cfg.disable_gpu()
+    if threads:
+        cfg.set_cpu_math_library_num_threads(int(threads))
+    cfg.disable_glog_info()
+    pred = pi.create_predictor(cfg)
+    names = pred.get_input_names()
+    if len(names) != n_inputs:
+        raise CliError(f"{what}: Paddle sees {len(names)} inputs {names}, fluidrt {n_inputs}")
+    return pred

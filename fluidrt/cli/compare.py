@@ -37,6 +37,7 @@ from fluidrt.cli.common import (
     make_inputs,
     nonneg_float,
     open_session,
+    paddle_predictor,
     positive_float,
     positive_int,
     table,
@@ -200,31 +201,10 @@ def _fluidrt_session(args: argparse.Namespace, name: str) -> Session:
 
 
 def _paddle_run(args: argparse.Namespace, arrays: list[np.ndarray]) -> tuple[list, list[str]]:
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            import paddle.inference as pi
-        except ImportError:
-            raise CliError(
-                "backend paddle: Paddle is not installed (pip install paddlepaddle)"
-            ) from None
-    from fluidrt.frontends.paddle.loader import resolve_model_files
-
-    prog, params = resolve_model_files(args.model, args.params)
-    cfg = pi.Config(prog, params) if params else pi.Config(prog)
-    if args.device.startswith("cuda"):
-        cfg.enable_use_gpu(100, int(args.device.split(":")[1]) if ":" in args.device else 0)
-    else:
-        cfg.disable_gpu()
-    if args.threads:
-        cfg.set_cpu_math_library_num_threads(int(args.threads))
-    cfg.disable_glog_info()
-    pred = pi.create_predictor(cfg)
+    pred = paddle_predictor(
+        args.model, args.params, args.device, args.threads, len(arrays), "backend paddle"
+    )
     names = pred.get_input_names()
-    if len(names) != len(arrays):
-        raise CliError(f"backend paddle: Paddle sees inputs {names}, fluidrt {len(arrays)}")
     for n, a in zip(names, arrays, strict=True):
         h = pred.get_input_handle(n)
         h.reshape(list(a.shape))
