@@ -713,6 +713,19 @@ class IConvolutionLayer(_WindowLayer):
         op = {1: "conv1d", 2: "conv2d", 3: "conv3d"}.get(self._spatial)
         if op is None:
             raise NetworkDefinitionError(f"{self.name}: {self._spatial}-D convolution")
+        return [self._emit_conv(lw, op, x, w, pads, auto_pad, g)]
+
+    def _emit_conv(
+        self,
+        lw: _Lowering,
+        op: str,
+        x: Value,
+        w: np.ndarray,
+        pads: list[int],
+        auto_pad: str,
+        groups: int,
+    ) -> Value:
+        """The canonical (transposed) convolution with this layer's kernel, bias and window."""
         args = [x, lw.const(w, "kernel")]
         if self.bias.size:
             args.append(lw.const(self.bias.numpy().astype(np.float32).reshape(-1), "bias"))
@@ -720,10 +733,10 @@ class IConvolutionLayer(_WindowLayer):
             "strides": list(self._stride),
             "pads": pads,
             "dilations": list(self._dilation),
-            "groups": g,
+            "groups": groups,
             "auto_pad": auto_pad,
         }
-        return [lw.emit(op, args, attrs)]
+        return lw.emit(op, args, attrs)
 
 
 class IDeconvolutionLayer(IConvolutionLayer):
@@ -745,17 +758,7 @@ class IDeconvolutionLayer(IConvolutionLayer):
         )
         pads, auto_pad = self._pads()
         op = {1: "conv1d_transpose", 2: "conv2d_transpose", 3: "conv3d_transpose"}[self._spatial]
-        args = [ins[0], lw.const(w, "kernel")]
-        if self.bias.size:
-            args.append(lw.const(self.bias.numpy().astype(np.float32).reshape(-1), "bias"))
-        attrs = {
-            "strides": list(self._stride),
-            "pads": pads,
-            "dilations": list(self._dilation),
-            "groups": g,
-            "auto_pad": auto_pad,
-        }
-        return [lw.emit(op, args, attrs)]
+        return [self._emit_conv(lw, op, ins[0], w, pads, auto_pad, g)]
 
 
 class IPoolingLayer(_WindowLayer):
