@@ -50,31 +50,13 @@ def make_inputs(name: str) -> list[np.ndarray]:
     return [rng.standard_normal(s).astype("float32") for s in layers_nn.INPUTS[name]]
 
 
-def paddle_infer_native(model: str, params: str, inputs: list[np.ndarray]) -> list[np.ndarray]:
-    """Paddle Inference on CPU with oneDNN disabled: Paddle's own kernels."""
-    import paddle.inference as pi
-
-    cfg = pi.Config(model, params)
-    cfg.disable_gpu()
-    cfg.disable_mkldnn()
-    cfg.set_cpu_math_library_num_threads(2)
-    cfg.disable_glog_info()
-    pred = pi.create_predictor(cfg)
-    for name, arr in zip(pred.get_input_names(), inputs, strict=True):
-        handle = pred.get_input_handle(name)
-        handle.reshape(arr.shape)
-        handle.copy_from_cpu(np.ascontiguousarray(arr))
-    pred.run()
-    return [pred.get_output_handle(n).copy_to_cpu() for n in pred.get_output_names()]
-
-
 def reference(name: str, model: str, params: str | None, inputs: list[np.ndarray]):
     if name in ONEDNN_DEVIATES:
-        return paddle_infer_native(model, params or "", inputs)
+        return paddle_infer(model, params or "", inputs, onednn=False)
     try:
         return paddle_infer(model, params or "", inputs)
     except Exception:  # Paddle Inference's oneDNN path cannot run the program
-        return paddle_infer_native(model, params or "", inputs)
+        return paddle_infer(model, params or "", inputs, onednn=False)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
