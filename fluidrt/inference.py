@@ -13,6 +13,7 @@ Existing ``paddle.inference`` code runs after changing the import::
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import os
@@ -301,7 +302,8 @@ class Predictor:
         if self.settings.num_threads:
             torch.set_num_threads(self.settings.num_threads)
         if runner is None:
-            runner = build_runner(config, self.device, graph)
+            with device_guard(self.device):
+                runner = build_runner(config, self.device, graph)
         self._runner = runner
         self._input_values: list[Value] = list(runner.inputs)
         self._input_names = [v.name for v in self._input_values]
@@ -353,7 +355,7 @@ class Predictor:
         missing = [n for n in self._input_names if n not in self._inputs]
         if missing:
             raise InputError(f"inputs {missing} have no data; call copy_from_cpu first")
-        with self._lock:
+        with self._lock, device_guard(self.device):
             outs = self._runner.run([self._inputs[n] for n in self._input_names])
         self._outputs = dict(zip(self._output_names, outs, strict=True))
         for name, buf in self._bound_outputs.items():
@@ -439,7 +441,7 @@ class _HostStaging:
         buf.copy_(t)
         dev = buf.to(self.device, non_blocking=True)
         event = torch.cuda.Event()
-        event.record()
+        event.record(torch.cuda.current_stream(self.device))  # the copy's stream, not device 0's
         self._bufs[("in", name)] = (buf, event)
         return dev
 
@@ -491,6 +493,11 @@ _TORCH_NAMES = {
         "bool",
     )
 }
+
+
+def device_guard(device: torch.device) -> contextlib.AbstractContextManager:
+    """Make ``device`` the current CUDA device (kernel launches, graph captures, events on it)."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
 def _resolve_device(device: str) -> torch.device:

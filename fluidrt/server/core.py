@@ -13,7 +13,8 @@ from fluidrt import __version__
 from fluidrt.server.errors import ServerError
 from fluidrt.server.model import ModelVersion
 from fluidrt.server.repository import Repository
-from fluidrt.server.types import WIRE_TO_NUMPY, wire_datatype
+from fluidrt.server.shm import SystemSharedMemory
+from fluidrt.server.types import WIRE_TO_NUMPY, tensor_to_bytes, wire_datatype
 
 SERVER_NAME = "fluidrt"
 EXTENSIONS = [
@@ -25,6 +26,7 @@ EXTENSIONS = [
     "binary_tensor_data",
     "parameters",
     "statistics",
+    "system_shared_memory",
 ]
 
 
@@ -33,6 +35,7 @@ class OutputRequest:
     name: str
     binary: bool
     classification: int = 0
+    shm: tuple[str, int, int] | None = None  # (region, offset, byte_size) to write it into
 
 
 class ServerCore:
@@ -40,6 +43,7 @@ class ServerCore:
         self.repo = repo
         self.inflight = 0
         self.accepting = True
+        self.shm = SystemSharedMemory()
 
     # ---- health and metadata -------------------------------------------------------------
     def live(self) -> bool:
@@ -179,6 +183,14 @@ def classify(mv: ModelVersion, name: str, arr: np.ndarray, k: int) -> np.ndarray
                 s += ":" + labels[c].decode("utf-8", "replace")
             out[i, j] = s.encode()
     return out if batched else out.reshape(k)
+
+
+def write_shm_output(core: ServerCore, req: OutputRequest, dt: str, arr: np.ndarray) -> int:
+    """Write an output into its shared memory region; returns its byte size."""
+    region, offset, size = req.shm  # type: ignore[misc]
+    raw = tensor_to_bytes(arr, dt) if dt == "BYTES" else np.ascontiguousarray(arr)
+    core.shm.write(region, offset, size, raw, f"output '{req.name}'")
+    return len(raw) if dt == "BYTES" else raw.nbytes
 
 
 def output_tensor(mv: ModelVersion, req: OutputRequest, arr: np.ndarray) -> tuple[str, np.ndarray]:

@@ -20,8 +20,9 @@ from google.protobuf import json_format
 from tritonclient.grpc import service_pb2 as pb
 from tritonclient.grpc import service_pb2_grpc
 
-from fluidrt.server.core import OutputRequest, ServerCore, output_tensor
+from fluidrt.server.core import OutputRequest, ServerCore, output_tensor, write_shm_output
 from fluidrt.server.errors import ServerError
+from fluidrt.server.shm import SystemSharedMemory, shm_params
 from fluidrt.server.types import WIRE_TO_NUMPY, tensor_from_bytes, tensor_to_bytes
 
 log = logging.getLogger(__name__)
@@ -144,13 +145,28 @@ class GrpcFrontend(service_pb2_grpc.GRPCInferenceServiceServicer):
         await self.core.unload(request.model_name)
         return pb.RepositoryModelUnloadResponse()
 
+    # ---- system shared memory ------------------------------------------------------------
+    @_rpc
+    async def SystemSharedMemoryStatus(self, request, context):  # noqa: N802
+        resp = pb.SystemSharedMemoryStatusResponse()
+        for r in self.core.shm.status(request.name):
+            resp.regions[r["name"]].CopyFrom(pb.SystemSharedMemoryStatusResponse.RegionStatus(**r))
+        return resp
+
+    @_rpc
+    async def SystemSharedMemoryRegister(self, request, context):  # noqa: N802
+        self.core.shm.register(request.name, request.key, request.offset, request.byte_size)
+        return pb.SystemSharedMemoryRegisterResponse()
+
+    @_rpc
+    async def SystemSharedMemoryUnregister(self, request, context):  # noqa: N802
+        self.core.shm.unregister(request.name)
+        return pb.SystemSharedMemoryUnregisterResponse()
+
     # ---- unsupported extensions ----------------------------------------------------------
     async def _unsupported(self, request, context):
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not supported by fluidrt")
 
-    SystemSharedMemoryStatus = _unsupported
-    SystemSharedMemoryRegister = _unsupported
-    SystemSharedMemoryUnregister = _unsupported
     CudaSharedMemoryStatus = _unsupported
     CudaSharedMemoryRegister = _unsupported
     CudaSharedMemoryUnregister = _unsupported
@@ -217,7 +233,7 @@ class GrpcFrontend(service_pb2_grpc.GRPCInferenceServiceServicer):
         err: Exception | None = None
         try:
             mv = self.repo.get(request.model_name, request.model_version)
-            inputs, datatypes = _decode_inputs(request, mv.name)
+            inputs, datatypes = _decode_inputs(request, mv.name, core.shm)
             requested = [
                 OutputRequest(
                     o.name,
@@ -225,6 +241,7 @@ class GrpcFrontend(service_pb2_grpc.GRPCInferenceServiceServicer):
                     int(o.parameters["classification"].int64_param)
                     if "classification" in o.parameters
                     else 0,
+                    shm_params(_params(o.parameters), f"output '{o.name}'"),
                 )
                 for o in request.outputs
             ]
@@ -238,8 +255,19 @@ class GrpcFrontend(service_pb2_grpc.GRPCInferenceServiceServicer):
             )
             for r in outs_req:
                 dt, arr = output_tensor(mv, r, outs[r.name])
-                resp.outputs.add(name=r.name, datatype=dt, shape=list(arr.shape))
-                resp.raw_output_contents.append(tensor_to_bytes(arr, dt))
+                out = resp.outputs.add(name=r.name, datatype=dt, shape=list(arr.shape))
+                if r.shm is None:
+                    resp.raw_output_contents.append(tensor_to_bytes(arr, dt))
+                    continue
+                n = write_shm_output(core, r, dt, arr)
+                out.parameters["shared_memory_region"].string_param = r.shm[0]
+                out.parameters["shared_memory_byte_size"].int64_param = n
+                if r.shm[1]:
+                    out.parameters["shared_memory_offset"].int64_param = r.shm[1]
+                # raw_output_contents is matched to outputs by position
+                resp.raw_output_contents.append(b"")
+            if all(r.shm is not None for r in outs_req):
+                del resp.raw_output_contents[:]
             return resp
         except Exception as exc:
             err = exc
@@ -249,18 +277,31 @@ class GrpcFrontend(service_pb2_grpc.GRPCInferenceServiceServicer):
             core.inflight -= 1
 
 
+def _params(params: Any) -> dict:
+    """An InferParameter map as plain values (what shm_params reads)."""
+    out: dict = {}
+    for k in ("shared_memory_region", "shared_memory_byte_size", "shared_memory_offset"):
+        if k in params:
+            p = params[k]
+            out[k] = getattr(p, p.WhichOneof("parameter_choice") or "string_param")
+    return out
+
+
 def _decode_inputs(
-    request: pb.ModelInferRequest, model: str
+    request: pb.ModelInferRequest, model: str, shm: SystemSharedMemory
 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     raw = request.raw_input_contents
     if not request.inputs:
         raise ServerError("INVALID_ARG", f"the inference request for model '{model}' has no inputs")
-    if raw and len(raw) != len(request.inputs):
+    regions = [shm_params(_params(t.parameters), f"input '{t.name}'") for t in request.inputs]
+    n_raw = sum(1 for r in regions if r is None)
+    if raw and len(raw) != n_raw:
         raise ServerError(
             "INVALID_ARG",
-            f"expected {len(request.inputs)} raw_input_contents (one per input) for model "
+            f"expected {n_raw} raw_input_contents (one per input not in shared memory) for model "
             f"'{model}', got {len(raw)}",
         )
+    raw_index = 0
     inputs: dict[str, np.ndarray] = {}
     datatypes: dict[str, str] = {}
     for i, t in enumerate(request.inputs):
@@ -273,8 +314,11 @@ def _decode_inputs(
         dt = t.datatype
         if dt == "BF16":
             raise ServerError("UNSUPPORTED", f"{what}: BF16 tensors are not supported")
-        if raw:
-            arr = tensor_from_bytes(raw[i], dt, shape, what)
+        if regions[i] is not None:
+            arr = tensor_from_bytes(shm.view(*regions[i], what), dt, shape, what)
+        elif raw:
+            arr = tensor_from_bytes(raw[raw_index], dt, shape, what)
+            raw_index += 1
         else:
             field = _CONTENTS.get(dt)
             if field is None:

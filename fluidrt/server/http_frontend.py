@@ -24,9 +24,10 @@ import numpy as np
 from aiohttp import web
 
 from fluidrt.server.config import config_to_dict
-from fluidrt.server.core import OutputRequest, ServerCore, output_tensor
+from fluidrt.server.core import OutputRequest, ServerCore, output_tensor, write_shm_output
 from fluidrt.server.errors import ServerError
 from fluidrt.server.metrics import render_metrics
+from fluidrt.server.shm import SystemSharedMemory, shm_params
 from fluidrt.server.types import (
     tensor_from_bytes,
     tensor_from_json,
@@ -79,7 +80,11 @@ class HttpFrontend:
         r.add_post("/v2/repository/index", self.index)
         r.add_post("/v2/repository/models/{model}/load", self.load)
         r.add_post("/v2/repository/models/{model}/unload", self.unload)
-        r.add_get("/v2/systemsharedmemory/status", self.no_regions)
+        r.add_get("/v2/systemsharedmemory/status", self.shm_status)
+        r.add_get("/v2/systemsharedmemory/region/{region}/status", self.shm_status)
+        r.add_post("/v2/systemsharedmemory/region/{region}/register", self.shm_register)
+        r.add_post("/v2/systemsharedmemory/region/{region}/unregister", self.shm_unregister)
+        r.add_post("/v2/systemsharedmemory/unregister", self.shm_unregister)
         r.add_get("/v2/cudasharedmemory/status", self.no_regions)
         r.add_route("*", "/{tail:.*}", self.unknown)
         return app
@@ -126,11 +131,35 @@ class HttpFrontend:
         return _json([])
 
     async def unknown(self, request: web.Request) -> web.Response:
-        if request.path.startswith(("/v2/systemsharedmemory", "/v2/cudasharedmemory")):
-            raise ServerError("UNSUPPORTED", "shared memory regions are not supported by fluidrt")
+        if request.path.startswith("/v2/cudasharedmemory"):
+            raise ServerError(
+                "UNSUPPORTED", "CUDA shared memory regions are not supported by fluidrt"
+            )
         if request.path.startswith(("/v2/trace", "/v2/logging")):
             raise ServerError("UNSUPPORTED", f"{request.path} is not supported by fluidrt")
         raise ServerError("NOT_FOUND", f"unknown endpoint: {request.method} {request.path}")
+
+    # ---- system shared memory ------------------------------------------------------------
+    async def shm_status(self, request: web.Request) -> web.Response:
+        return _json(self.core.shm.status(request.match_info.get("region", "")))
+
+    async def shm_register(self, request: web.Request) -> web.Response:
+        body = await self._json_body(request)
+        if not isinstance(body, dict) or "key" not in body or "byte_size" not in body:
+            raise ServerError(
+                "INVALID_ARG",
+                "a register request needs a JSON object with 'key', 'byte_size' and optionally "
+                "'offset'",
+            )
+        self.core.shm.register(
+            request.match_info["region"], body["key"], body.get("offset", 0), body["byte_size"]
+        )
+        return web.Response(status=200)
+
+    async def shm_unregister(self, request: web.Request) -> web.Response:
+        await self._json_body(request)
+        self.core.shm.unregister(request.match_info.get("region", ""))
+        return web.Response(status=200)
 
     # ---- repository ----------------------------------------------------------------------
     async def index(self, request: web.Request) -> web.Response:
@@ -238,7 +267,7 @@ class HttpFrontend:
             m = request.match_info
             mv = self.repo.get(m["model"], m.get("version", ""))
             header, binary = _split_body(body, request.headers.get(HEADER_LENGTH))
-            inputs, datatypes = _decode_inputs(header, binary, mv.name)
+            inputs, datatypes = _decode_inputs(header, binary, mv.name, core.shm)
             params = header.get("parameters") or {}
             if not isinstance(params, dict):
                 raise ServerError("INVALID_ARG", "request 'parameters' must be an object")
@@ -275,7 +304,15 @@ class HttpFrontend:
         for r in outs_req:
             dt, arr = output_tensor(mv, r, outs[r.name])
             entry: dict[str, Any] = {"name": r.name, "datatype": dt, "shape": list(arr.shape)}
-            if r.binary:
+            if r.shm is not None:
+                n = write_shm_output(self.core, r, dt, arr)
+                entry["parameters"] = {
+                    "shared_memory_region": r.shm[0],
+                    "shared_memory_byte_size": n,
+                }
+                if r.shm[1]:
+                    entry["parameters"]["shared_memory_offset"] = r.shm[1]
+            elif r.binary:
                 raw = tensor_to_bytes(arr, dt)
                 entry["parameters"] = {"binary_data_size": len(raw)}
                 blobs.append(raw)
@@ -333,7 +370,7 @@ def _split_body(body: bytes, header_length: str | None) -> tuple[dict, memoryvie
 
 
 def _decode_inputs(
-    header: dict, binary: memoryview, model: str
+    header: dict, binary: memoryview, model: str, shm: SystemSharedMemory
 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     items = header.get("inputs")
     if not isinstance(items, list) or not items:
@@ -359,10 +396,20 @@ def _decode_inputs(
             raise ServerError("INVALID_ARG", f"input '{name}' is given twice")
         what = f"input '{name}' of model '{model}'"
         params = item.get("parameters") or {}
-        size = params.get("binary_data_size") if isinstance(params, dict) else None
+        if not isinstance(params, dict):
+            raise ServerError("INVALID_ARG", f"{what}: 'parameters' must be an object")
+        size = params.get("binary_data_size")
         if dt == "BF16":
             raise ServerError("UNSUPPORTED", f"{what}: BF16 tensors are not supported")
-        if size is not None:
+        region = shm_params(params, what)
+        if region is not None:
+            if size is not None or "data" in item:
+                raise ServerError(
+                    "INVALID_ARG",
+                    f"{what}: has a shared memory region and also 'data' or binary_data_size",
+                )
+            arr = tensor_from_bytes(shm.view(*region, what), dt, shape, what)
+        elif size is not None:
             if not isinstance(size, int) or size < 0:
                 raise ServerError(
                     "INVALID_ARG", f"{what}: binary_data_size must be an integer >= 0"
@@ -402,11 +449,16 @@ def _requested_outputs(items: Any) -> list[OutputRequest] | None:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise ServerError("INVALID_ARG", "each entry of 'outputs' needs a string 'name'")
         params = item.get("parameters") or {}
+        if not isinstance(params, dict):
+            raise ServerError(
+                "INVALID_ARG", f"output '{item['name']}': 'parameters' must be an object"
+            )
         out.append(
             OutputRequest(
                 item["name"],
                 bool(params.get("binary_data", False)),
                 int(params.get("classification", 0) or 0),
+                shm_params(params, f"output '{item['name']}'"),
             )
         )
     return out

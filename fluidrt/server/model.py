@@ -2,12 +2,17 @@
 
 Loading a version builds one predictor per device with ``fluidrt.create_predictor`` (or from a
 plan with ``PartitionedModel.deserialize``) and clones it for the other instances on that device.
+Plans are per device: a GPU of the same model as one already loaded gets that GPU's engines
+through a plan round trip (serialized once, deserialized onto its own device: weights, CUDA
+graphs and streams live there), any other device builds (or loads from the optim cache) its own.
 Requests are checked here against the config (names, datatypes, ``[-1] + dims``, batch size)
 before they are queued, so malformed requests never reach a model.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
 import os
 import threading
@@ -20,6 +25,7 @@ import torch
 from tritonclient.grpc import model_config_pb2 as mc
 
 import fluidrt
+from fluidrt.inference import device_guard
 from fluidrt.server.config import (
     DEFAULT_MAX_BATCH_SIZE,
     ModelFiles,
@@ -58,6 +64,7 @@ class Instance:
         lock: threading.Lock | None,
     ) -> None:
         self.predictor = predictor
+        self.device = str(predictor.device)
         self._inputs = [(s.name, predictor.get_input_handle(s.name), s.reshape) for s in inputs]
         self._outputs = [
             (s.name, predictor.get_output_handle(s.name), s.dims if s.reshape else None)
@@ -291,7 +298,7 @@ def make_predictor(files: ModelFiles, device: str, cfg: mc.ModelConfig, explicit
 
         config = fluidrt.Config(files.model)
         config.settings.device = device
-        with open(files.model, "rb") as f:
+        with open(files.model, "rb") as f, device_guard(torch.device(device)):
             runner = PartitionedModel.deserialize(f.read(), torch.device(device), files.model)
         return fluidrt.Predictor(config, runner=runner)
     config = (
@@ -322,6 +329,33 @@ def make_predictor(files: ModelFiles, device: str, cfg: mc.ModelConfig, explicit
         if opts.disabled_ops:
             config.exp_disable_engine_ops(opts.disabled_ops)
     return fluidrt.create_predictor(config)
+
+
+def predictor_on(first: fluidrt.Predictor, device: str, source: str) -> fluidrt.Predictor | None:
+    """``first``'s model on another ``device`` without building again, or None when it must be.
+
+    Engines move only between devices of the same identity (GPU model and capability, the plan
+    fingerprint): serialized once, deserialized onto ``device``. A native model (engines off)
+    moves between devices of the same type (its weights are copied to ``device``).
+    """
+    from fluidrt.engine.fingerprint import device_identity
+    from fluidrt.engine.model import PartitionedModel
+    from fluidrt.inference import NativeModel
+
+    dev = torch.device(device)
+    runner = getattr(first, "_runner", None)
+    if isinstance(runner, NativeModel) and dev.type == first.device.type:
+        moved: Any = NativeModel(runner.graph, dev)
+    elif isinstance(runner, PartitionedModel) and device_identity(dev) == device_identity(
+        first.device
+    ):
+        with device_guard(dev):
+            moved = PartitionedModel.deserialize(runner.serialize(), dev, source)
+    else:
+        return None
+    config = copy.copy(first.config)
+    config.settings = dataclasses.replace(first.settings, device=device)
+    return fluidrt.Predictor(config, runner=moved)
 
 
 def model_io(pred: Any) -> ModelIO:
@@ -428,11 +462,12 @@ def load_version(
             base = next(
                 (i.predictor for i in instances if str(i.predictor.device) == place.device), None
             )
-            base = (
-                base.clone()
-                if base is not None
-                else make_predictor(files, place.device, cfg, explicit_mbs)
-            )
+            if base is not None:
+                base = base.clone()
+            else:
+                base = predictor_on(first, place.device, files.model) or make_predictor(
+                    files, place.device, cfg, explicit_mbs
+                )
         preds = [base] + [base.clone() for _ in range(place.count - 1)]
         shared_lock = threading.Lock() if place.device.startswith("cuda") else None
         for p in preds:

@@ -269,7 +269,8 @@ class Scheduler:
             log.exception("%s: execution failed", self.label)
             self._fail(batch, ServerError("INTERNAL", f"{self.label}: {type(exc).__name__}: {exc}"))
             return
-        self.stats.execution(total, len(batch), queue_ns, t1 - t0, t2 - t1, t3 - t2)
+        device = getattr(instance, "device", "cpu")
+        self.stats.execution(total, len(batch), queue_ns, t1 - t0, t2 - t1, t3 - t2, device)
         for r, outs in zip(batch, splits, strict=True):
             r.meta["queue_ns"] = t0 - r.enqueue_ns
             _complete(r, outs, None)

@@ -4,7 +4,8 @@ Durations are nanoseconds. As in Triton, ``success`` counts requests and their e
 the server; ``queue`` and the three ``compute_*`` phases are per request (a request in a batch of 8
 is charged the whole batch's compute time); ``inference_count`` adds up batch sizes and
 ``execution_count`` counts model executions, so ``inference_count / execution_count`` is the mean
-batch size; ``batch_stats`` has one entry per executed batch size.
+batch size; ``batch_stats`` has one entry per executed batch size. Executions are also counted
+per device of the instance that ran them (``"cpu"``, ``"cuda:N"``), for the per-GPU metrics.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ class ModelStats:
         # batch size -> [count, input ns, infer ns, output ns]
         self.batches: dict[int, list[int]] = {}
         self.pending = 0  # requests accepted and not yet executed
+        # device -> [executions, inferences, requests, input ns, infer ns, output ns] (the
+        # durations charged per request, like the model-wide ones)
+        self.devices: dict[str, list[int]] = {}
 
     # ---- recording --------------------------------------------------------------------------
     def queued(self, n: int = 1) -> None:
@@ -49,6 +53,7 @@ class ModelStats:
         in_ns: int,
         infer_ns: int,
         out_ns: int,
+        device: str = "cpu",
     ) -> None:
         """One model execution of ``n_requests`` requests (``queue_ns``: their total wait)."""
         with self._lock:
@@ -69,6 +74,15 @@ class ModelStats:
             b[1] += in_ns
             b[2] += infer_ns
             b[3] += out_ns
+            d = self.devices.get(device)
+            if d is None:
+                d = self.devices[device] = [0, 0, 0, 0, 0, 0]
+            d[0] += 1
+            d[1] += batch_size
+            d[2] += n_requests
+            d[3] += in_ns * n_requests
+            d[4] += infer_ns * n_requests
+            d[5] += out_ns * n_requests
 
     def request_done(self, ok: bool, duration_ns: int, reason: str = "OTHER") -> None:
         with self._lock:
@@ -97,6 +111,7 @@ class ModelStats:
                 "last_inference": self.last_inference_ms,
                 "batches": {k: list(v) for k, v in self.batches.items()},
                 "pending": self.pending,
+                "devices": {k: list(v) for k, v in self.devices.items()},
             }
 
     def to_json(self, name: str, version: int) -> dict:
