@@ -1,3 +1,14 @@
 """Imports every op family so their ``@register_op`` decorators run."""
 
-from fluidrt.ops import elementwise, extra, fused, nn, tensor  # noqa: F401
+from fluidrt.ops import (  # noqa: F401
+    detection,
+    elementwise,
+    extra,
+    fused,
+    indexing,
+    nms,
+    nn,
+    proposals,
+    roi,
+    tensor,
+)
