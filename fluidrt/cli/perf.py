@@ -53,6 +53,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--input-data", choices=("random", "zero"), default="random")
     p.add_argument(
+        "--shared-memory",
+        choices=("none", "system"),
+        default="none",
+        help="system: pass tensors through POSIX shared memory regions registered with the "
+        "server (same host only) instead of the socket (default none)",
+    )
+    p.add_argument(
+        "--output-shared-memory-size",
+        type=int,
+        default=102400,
+        metavar="BYTES",
+        help="size of each output's shared memory region (default 102400)",
+    )
+    p.add_argument(
         "-s",
         "--stability-percentage",
         type=float,
@@ -97,6 +111,8 @@ def handler(args: argparse.Namespace) -> int:
 
     if args.batch_size < 1:
         raise PerfError("-b must be >= 1")
+    if args.output_shared_memory_size < 1:
+        raise PerfError("--output-shared-memory-size must be >= 1")
     if args.requests < 0 or args.measurement_interval < 1:
         raise PerfError("--requests must be >= 0 and --measurement-interval >= 1")
     opts = PerfOptions(
@@ -113,6 +129,8 @@ def handler(args: argparse.Namespace) -> int:
         stability=args.stability_percentage,
         max_trials=max(1, args.max_trials),
         warmup_s=args.warmup,
+        shared_memory=args.shared_memory,
+        output_shm_size=args.output_shared_memory_size,
     )
     report = run_perf(opts, echo=lambda s: print(s, flush=True))
     if args.latency_report_file:

@@ -7,6 +7,11 @@ three agree within ``stability`` percent on throughput and p95 latency (or ``max
 reached). It reports client throughput and latency percentiles over those windows, and the
 server's own split of each request (queue, compute input/infer/output, mean batch size) from the
 statistics endpoint, diffed over the measurement.
+
+With ``shared_memory="system"`` (perf_analyzer's ``--shared-memory system``) the inputs are
+written once into POSIX shared memory regions registered with the server, and every output is
+written by the server into a region of ``output_shm_size`` bytes, so no tensor crosses the
+socket. All outstanding requests share those regions (the outputs are not read back).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -46,6 +52,8 @@ class PerfOptions:
     max_trials: int = 10
     warmup_s: float = 1.0
     timeout_s: float = 120.0
+    shared_memory: str = "none"  # or "system"
+    output_shm_size: int = 102400
 
 
 def parse_range(text: str) -> list[int]:
@@ -206,11 +214,64 @@ def make_inputs(md: dict, max_batch: int, opts: PerfOptions) -> list[tuple[str, 
     return out
 
 
+# ---- shared memory -------------------------------------------------------------------------------
+class SharedRegions:
+    """System shared memory regions for the inputs (filled once) and outputs, registered with the
+    server; ``close`` unregisters and unlinks them."""
+
+    def __init__(self, client: _Client, inputs: list, outputs: list[str], out_size: int) -> None:
+        import tritonclient.utils.shared_memory as shm
+
+        self._shm = shm
+        self._client = client
+        self._handles: list[tuple[str, Any]] = []
+        self.inputs: dict[str, tuple[str, int]] = {}
+        self.outputs: dict[str, tuple[str, int]] = {}
+        tag = f"fluidrt_perf_{os.getpid()}"
+        try:
+            for i, (name, arr, dt) in enumerate(inputs):
+                if dt == "BYTES":
+                    raise PerfError(f"--shared-memory: BYTES input '{name}' is not supported")
+                region = f"{tag}_in{i}"
+                h = self._create(region, arr.nbytes)
+                shm.set_shared_memory_region(h, [np.ascontiguousarray(arr)])
+                self.inputs[name] = (region, arr.nbytes)
+            for i, name in enumerate(outputs):
+                region = f"{tag}_out{i}"
+                self._create(region, out_size)
+                self.outputs[name] = (region, out_size)
+        except BaseException:
+            self.close()
+            raise
+
+    def _create(self, region: str, size: int) -> Any:
+        from tritonclient.utils import InferenceServerException
+
+        h = self._shm.create_shared_memory_region(region, "/" + region, max(size, 1))
+        self._handles.append((region, h))
+        try:
+            self._client.client.register_system_shared_memory(region, "/" + region, size)
+        except InferenceServerException as exc:
+            raise PerfError(f"cannot register shared memory region {region}: {exc}") from None
+        return h
+
+    def close(self) -> None:
+        for region, h in self._handles:
+            try:
+                self._client.client.unregister_system_shared_memory(region)
+            except Exception as exc:  # noqa: BLE001 - the server may be gone; unlink anyway
+                log.debug("unregister %s: %s", region, exc)
+            self._shm.destroy_shared_memory_region(h)
+        self._handles = []
+
+
 # ---- load ----------------------------------------------------------------------------------------
 class _Load:
     """Keeps ``concurrency`` requests outstanding; records (end ns, latency ns, ok)."""
 
-    def __init__(self, client: _Client, inputs: list, concurrency: int) -> None:
+    def __init__(
+        self, client: _Client, inputs: list, concurrency: int, regions: SharedRegions | None
+    ) -> None:
         self.client = client
         self.concurrency = concurrency
         self.records: list[tuple[int, int, bool]] = []
@@ -220,11 +281,20 @@ class _Load:
         self._inputs = []
         for name, arr, dt in inputs:
             i = mod.InferInput(name, list(arr.shape), dt)
-            if client.protocol == "http":
+            if regions is not None:
+                i.set_shared_memory(*regions.inputs[name])
+            elif client.protocol == "http":
                 i.set_data_from_numpy(arr, binary_data=True)
             else:
                 i.set_data_from_numpy(arr)
             self._inputs.append(i)
+        self._outputs = None
+        if regions is not None:
+            self._outputs = []
+            for name, (region, size) in regions.outputs.items():
+                o = mod.InferRequestedOutput(name)
+                o.set_shared_memory(region, size)
+                self._outputs.append(o)
 
     def _record(self, t0: int, err: Any) -> None:
         t1 = time.monotonic_ns()
@@ -243,7 +313,12 @@ class _Load:
             while not self._stop:
                 t0 = time.monotonic_ns()
                 try:
-                    client.infer(opts.model, self._inputs, model_version=opts.version)
+                    client.infer(
+                        opts.model,
+                        self._inputs,
+                        model_version=opts.version,
+                        outputs=self._outputs,
+                    )
                     self._record(t0, None)
                 except Exception as exc:  # noqa: BLE001
                     self._record(t0, exc)
@@ -276,7 +351,9 @@ class _Load:
                         outstanding[0] -= 1
                         lock.notify_all()
 
-            client.async_infer(opts.model, self._inputs, done, model_version=opts.version)
+            client.async_infer(
+                opts.model, self._inputs, done, model_version=opts.version, outputs=self._outputs
+            )
 
         with lock:
             outstanding[0] = self.concurrency
@@ -309,9 +386,15 @@ def _window_summary(lat_ns: list[int], n_err: int, seconds: float, batch: int) -
     }
 
 
-def measure_level(client: _Client, inputs: list, concurrency: int, batch: int) -> dict:
+def measure_level(
+    client: _Client,
+    inputs: list,
+    concurrency: int,
+    batch: int,
+    regions: SharedRegions | None = None,
+) -> dict:
     opts = client.opts
-    load = _Load(client, inputs, concurrency)
+    load = _Load(client, inputs, concurrency, regions)
     result: dict[str, Any] = {"concurrency": concurrency}
 
     def control(sleep: Any) -> None:
@@ -410,6 +493,39 @@ def run_perf(opts: PerfOptions, echo: Any = print) -> dict:
     client = _Client(opts)
     md, max_batch = client.metadata()
     inputs = make_inputs(md, max_batch, opts)
+    regions = None
+    if opts.shared_memory == "system":
+        outputs = [t["name"] for t in md.get("outputs", [])]
+        regions = SharedRegions(client, inputs, outputs, opts.output_shm_size)
+    elif opts.shared_memory != "none":
+        raise PerfError(f"--shared-memory {opts.shared_memory!r}: expected none or system")
+    try:
+        levels = _run_levels(client, inputs, regions, echo)
+    finally:
+        if regions is not None:
+            regions.close()
+    return {
+        "model": opts.model,
+        "version": opts.version,
+        "protocol": opts.protocol,
+        "url": client.url,
+        "batch_size": opts.batch_size,
+        "shared_memory": opts.shared_memory,
+        "measurement": (
+            {"requests": opts.requests}
+            if opts.requests
+            else {"interval_ms": opts.measurement_interval_ms}
+        ),
+        "stability_percentage": opts.stability,
+        "inputs": {name: list(arr.shape) for name, arr, _ in inputs},
+        "results": levels,
+    }
+
+
+def _run_levels(
+    client: _Client, inputs: list, regions: SharedRegions | None, echo: Any
+) -> list[dict]:
+    opts = client.opts
     echo(
         f"*** Measurement settings ***\n  model {opts.model} over {opts.protocol} at {client.url}, "
         f"batch size {opts.batch_size}, "
@@ -419,10 +535,11 @@ def run_perf(opts: PerfOptions, echo: Any = print) -> dict:
             else f"windows of {opts.measurement_interval_ms} ms"
         )
         + f", stability {opts.stability:g}%"
+        + (", system shared memory" if regions is not None else "")
     )
     levels = []
     for c in opts.concurrency:
-        r = measure_level(client, inputs, c, opts.batch_size)
+        r = measure_level(client, inputs, c, opts.batch_size, regions)
         levels.append(r)
         lat, srv = r["latency_us"], r["server"]
         echo(
@@ -438,21 +555,7 @@ def run_perf(opts: PerfOptions, echo: Any = print) -> dict:
             f"{srv['avg_compute_output_us']:.0f}; avg batch {srv['avg_batch_size']:.2f} "
             f"({srv['inference_count']} inferences in {srv['execution_count']} executions)"
         )
-    return {
-        "model": opts.model,
-        "version": opts.version,
-        "protocol": opts.protocol,
-        "url": client.url,
-        "batch_size": opts.batch_size,
-        "measurement": (
-            {"requests": opts.requests}
-            if opts.requests
-            else {"interval_ms": opts.measurement_interval_ms}
-        ),
-        "stability_percentage": opts.stability,
-        "inputs": {name: list(arr.shape) for name, arr, _ in inputs},
-        "results": levels,
-    }
+    return levels
 
 
 CSV_COLUMNS = [
@@ -498,6 +601,8 @@ def write_csv(report: dict, path: str) -> None:
 
 
 def write_json(report: dict, path: str) -> None:
-    with open(path, "w") as f:
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
         json.dump(report, f, indent=2)
         f.write("\n")
+    os.replace(tmp, path)

@@ -161,3 +161,30 @@ def test_device_metrics(onnx_server):
     assert int(lines[0].split()[-1]) >= 1
     assert 'nv_inference_count{model="affine",version="1"}' in text
     http_client(onnx_server).infer("affine", [http_input("x", _x())])
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_perf_shared_memory(onnx_server, tmp_path, protocol):
+    """``fluidrt perf --shared-memory system``: no errors, the server executed the requests, and
+    the regions are unregistered and unlinked afterwards."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.support.paddle_ref import REPO
+
+    url = onnx_server.http if protocol == "http" else onnx_server.grpc
+    out = tmp_path / "perf.json"
+    cmd = [sys.executable, "-m", "fluidrt.cli", "perf", "-m", "affine", "-u", url, "-i", protocol]
+    cmd += ["--concurrency-range", "4", "--requests", "40", "-r", "3", "--warmup", "0.1"]
+    cmd += ["-b", "2", "--shared-memory", "system", "--output-shared-memory-size", "64"]
+    r = subprocess.run(cmd + ["--json", str(out)], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "system shared memory" in r.stdout
+    report = json.loads(out.read_text())
+    assert report["shared_memory"] == "system"
+    level = report["results"][0]
+    assert level["errors"] == 0 and level["requests"] > 0
+    assert level["server"]["inference_count"] >= 2 * level["requests"]
+    assert http_client(onnx_server).get_system_shared_memory_status() == []
+    assert not [f for f in os.listdir("/dev/shm") if f.startswith("fluidrt_perf_")]
