@@ -23,6 +23,8 @@ _PRIMES = (10007, 10009, 10037, 10039, 10061, 10067, 10069, 10079, 10091, 10093)
 # a second run with other primes tells dims derived from a symbol (N - 2, N // 2) from static ones
 _PRIMES_CHECK = (10103, 10111, 10133, 10139, 10141, 10151, 10159, 10163, 10169, 10177)
 _EXPR = re.compile(r"^([A-Za-z_?][\w?]*)(?:\*(\d+))?$")
+# an op whose output size depends on the data (NMS, proposals) gives this size on meta tensors
+UNKNOWN_DIM = 1000003
 
 
 class _SymbolTable:
@@ -44,6 +46,8 @@ class _SymbolTable:
         return self.by_symbol[sym] * mult
 
     def symbolic(self, dim: int) -> Dim:
+        if dim == UNKNOWN_DIM:
+            return "?"
         for sym, p in self.by_symbol.items():
             if dim == p:
                 return sym

@@ -1,0 +1,305 @@
+"""Canonical non-maximum-suppression ops: ``nms``, ``multiclass_nms`` and ``matrix_nms``.
+
+Specified after Paddle's CPU kernels (``nms_kernel.cc``, ``multiclass_nms3_kernel.cc``,
+``matrix_nms_kernel.cc``). The number of kept boxes depends on the data, so on meta tensors these
+ops give an unknown (``?``) row count and always run natively.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from fluidrt.ops.infer import UNKNOWN_DIM
+from fluidrt.ops.registry import register_op
+
+Tensor = torch.Tensor
+
+
+def _is_meta(*ts: Tensor | None) -> bool:
+    return any(t is not None and t.device.type == "meta" for t in ts)
+
+
+def _meta(shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+    return torch.empty(shape, dtype=dtype, device="meta")
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray, normalized: bool) -> np.ndarray:
+    """Pairwise IoU of [K, 4] and [L, 4] boxes as Paddle's ``JaccardOverlap`` computes it
+    (``normalized=False`` adds 1 to widths and heights; inverted boxes have area 0)."""
+    dt = a.dtype.type
+    norm = dt(0.0 if normalized else 1.0)
+
+    def area(x: np.ndarray) -> np.ndarray:
+        w, h = x[:, 2] - x[:, 0], x[:, 3] - x[:, 1]
+        bad = (w < 0) | (h < 0)
+        return np.where(bad, dt(0), (w + norm) * (h + norm))
+
+    ix1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    iy1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    ix2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    iy2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = (ix2 - ix1 + norm) * (iy2 - iy1 + norm)
+    disjoint = (
+        (b[None, :, 0] > a[:, None, 2])
+        | (b[None, :, 2] < a[:, None, 0])
+        | (b[None, :, 1] > a[:, None, 3])
+        | (b[None, :, 3] < a[:, None, 1])
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = inter / (area(a)[:, None] + area(b)[None, :] - inter)
+    return np.where(disjoint, dt(0), iou).astype(dt)
+
+
+def _score_order(scores: np.ndarray, threshold: float, top_k: int) -> np.ndarray:
+    """Indices with score > threshold, stably sorted by descending score, first ``top_k``."""
+    idx = np.nonzero(scores > scores.dtype.type(threshold))[0]
+    idx = idx[np.argsort(-scores[idx], kind="stable")]
+    return idx[:top_k] if top_k > -1 else idx
+
+
+def greedy_nms(
+    boxes: np.ndarray, order: np.ndarray, threshold: float, eta: float, normalized: bool
+) -> list[int]:
+    """Greedy NMS over ``order``: a box is dropped when its IoU with a kept one exceeds the
+    (adaptive, ``eta`` < 1) threshold."""
+    if len(order) == 0:
+        return []
+    dt = boxes.dtype.type
+    iou = iou_matrix(boxes[order], boxes[order], normalized)
+    thr = dt(threshold)
+    kept: list[int] = []
+    for i in range(len(order)):
+        if all(iou[i, k] <= thr for k in kept):
+            kept.append(i)
+            if eta < 1 and thr > 0.5:
+                thr = dt(thr * dt(eta))
+    return [int(order[i]) for i in kept]
+
+
+# ---- nms ------------------------------------------------------------------------------------
+@register_op("nms", attrs={"iou_threshold": 1.0})
+def nms(boxes: Tensor, *, iou_threshold: float) -> Tensor:
+    """Indices (int64) of the boxes [K, 4] kept by greedy NMS in the given order (the caller
+    sorts by score); IoU without the +1 pixel convention."""
+    if _is_meta(boxes):
+        return _meta((UNKNOWN_DIM,), torch.int64)
+    b = boxes.detach().cpu().numpy()
+    order = np.arange(b.shape[0])
+    keep = greedy_nms(b, order, iou_threshold, 1.0, True)
+    return torch.tensor(keep, dtype=torch.int64, device=boxes.device)
+
+
+# ---- multiclass_nms -------------------------------------------------------------------------
+def _image_slices(
+    bboxes: Tensor, scores: Tensor, rois_num: Tensor | None
+) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """Per image: boxes, scores [C, M] (3-D scores) or [M, C] (2-D), index offset."""
+    b = bboxes.detach().cpu().numpy()
+    s = scores.detach().cpu().numpy()
+    if s.ndim == 3:
+        return [(b[i], s[i], i * s.shape[2]) for i in range(s.shape[0])]
+    counts = (
+        rois_num.detach().cpu().numpy().astype(np.int64).tolist()
+        if rois_num is not None
+        else [s.shape[0]]
+    )
+    out, start = [], 0
+    for c in counts:
+        out.append((b[start : start + c], s[start : start + c], start * s.shape[1]))
+        start += c
+    return out
+
+
+@register_op(
+    "multiclass_nms",
+    attrs={
+        "score_threshold": 0.05,
+        "nms_top_k": -1,
+        "keep_top_k": -1,
+        "nms_threshold": 0.3,
+        "normalized": True,
+        "nms_eta": 1.0,
+        "background_label": 0,
+        "empty_row": False,
+    },
+    inputs=(2, 3),
+    outputs=3,
+)
+def multiclass_nms(
+    bboxes: Tensor,
+    scores: Tensor,
+    rois_num: Tensor | None = None,
+    *,
+    score_threshold: float,
+    nms_top_k: int,
+    keep_top_k: int,
+    nms_threshold: float,
+    normalized: bool,
+    nms_eta: float,
+    background_label: int,
+    empty_row: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-class NMS, then the best ``keep_top_k`` per image. Returns out [K, 6] rows
+    (label, score, x1, y1, x2, y2) by image, then label, then score; index [K, 1] int32 of each
+    box in the flattened input; per-image counts [N] int32.
+
+    bboxes [N, M, 4] with scores [N, C, M], or bboxes [M, C, 4] with scores [M, C] and
+    ``rois_num`` [N] splitting the M rows into images. ``empty_row`` gives the legacy
+    ``multiclass_nms`` result for nothing kept: one row ``[-1]`` (count 1) instead of [0, 6].
+    """
+    box_dim = bboxes.shape[-1]
+    if _is_meta(bboxes, scores, rois_num):
+        n = (
+            scores.shape[0]
+            if scores.dim() == 3
+            else (rois_num.shape[0] if rois_num is not None else 1)
+        )
+        return (
+            _meta((UNKNOWN_DIM, box_dim + 2), scores.dtype),
+            _meta((UNKNOWN_DIM, 1), torch.int32),
+            _meta((n,), torch.int32),
+        )
+    if box_dim != 4:
+        raise ValueError(
+            f"multiclass_nms: boxes of {box_dim} coordinates (polygons) are not supported"
+        )
+    rows: list[np.ndarray] = []
+    index: list[int] = []
+    counts: list[int] = []
+    for b, s, offset in _image_slices(bboxes, scores, rois_num):
+        three_d = scores.dim() == 3
+        num_classes = s.shape[0] if three_d else s.shape[1]
+        picked: dict[int, list[int]] = {}
+        for c in range(num_classes):
+            if c == background_label:
+                continue
+            cs = s[c] if three_d else s[:, c]
+            cb = b if three_d else b[:, c]
+            order = _score_order(cs, score_threshold, nms_top_k)
+            kept = greedy_nms(cb, order, nms_threshold, nms_eta, normalized)
+            picked[c] = kept if three_d else sorted(kept)
+        total = sum(len(v) for v in picked.values())
+        if keep_top_k > -1 and total > keep_top_k:
+            pairs = [
+                (float(s[c, i] if three_d else s[i, c]), c, i)
+                for c in sorted(picked)
+                for i in picked[c]
+            ]
+            pairs.sort(key=lambda p: -p[0])  # stable: ties keep (label, NMS order)
+            picked = {}
+            for _, c, i in pairs[:keep_top_k]:
+                picked.setdefault(c, []).append(i)
+            if not three_d:
+                picked = {c: sorted(v) for c, v in picked.items()}
+            total = keep_top_k
+        for c in sorted(picked):
+            for i in picked[c]:
+                score = s[c, i] if three_d else s[i, c]
+                box = b[i] if three_d else b[i, c]
+                rows.append(np.concatenate([[c, score], box]).astype(s.dtype))
+                index.append(offset + (i if three_d else i * num_classes + c))
+        counts.append(total)
+    dev, dt = scores.device, scores.dtype
+    if not rows:
+        if empty_row:
+            return (
+                torch.full((1, 1), -1, dtype=dt, device=dev),
+                torch.zeros((0, 1), dtype=torch.int32, device=dev),
+                torch.tensor([1] + [0] * (len(counts) - 1), dtype=torch.int32, device=dev),
+            )
+        out = torch.zeros((0, box_dim + 2), dtype=dt, device=dev)
+    else:
+        out = torch.from_numpy(np.stack(rows)).to(dev)
+    return (
+        out,
+        torch.tensor(index, dtype=torch.int32, device=dev).reshape(-1, 1),
+        torch.tensor(counts, dtype=torch.int32, device=dev),
+    )
+
+
+# ---- matrix_nms -----------------------------------------------------------------------------
+@register_op(
+    "matrix_nms",
+    attrs={
+        "score_threshold": 0.05,
+        "nms_top_k": -1,
+        "keep_top_k": -1,
+        "post_threshold": 0.0,
+        "use_gaussian": False,
+        "gaussian_sigma": 2.0,
+        "background_label": 0,
+        "normalized": True,
+    },
+    inputs=2,
+    outputs=3,
+)
+def matrix_nms(
+    bboxes: Tensor,
+    scores: Tensor,
+    *,
+    score_threshold: float,
+    nms_top_k: int,
+    keep_top_k: int,
+    post_threshold: float,
+    use_gaussian: bool,
+    gaussian_sigma: float,
+    background_label: int,
+    normalized: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Matrix NMS (SOLOv2): scores decay by IoU with higher-scored boxes of the same class
+    instead of removing them. bboxes [N, M, 4], scores [N, C, M]. Returns out [K, 6] (label,
+    decayed score, box) sorted by score per image, index [K, 1] int32, counts [N] int32."""
+    n = scores.shape[0]
+    if _is_meta(bboxes, scores):
+        return (
+            _meta((UNKNOWN_DIM, 6), scores.dtype),
+            _meta((UNKNOWN_DIM, 1), torch.int32),
+            _meta((n,), torch.int32),
+        )
+    b_all = bboxes.detach().cpu().numpy()
+    s_all = scores.detach().cpu().numpy()
+    dt = s_all.dtype.type
+    rows: list[np.ndarray] = []
+    index: list[int] = []
+    counts: list[int] = []
+    for i in range(n):
+        dets: list[tuple[float, int, int]] = []  # (score, label, box index)
+        for c in range(s_all.shape[1]):
+            if c == background_label:
+                continue
+            cs = s_all[i, c]
+            order = _score_order(cs, score_threshold, nms_top_k)
+            if len(order) == 0:
+                continue
+            iou = iou_matrix(b_all[i][order], b_all[i][order], normalized)
+            iou = np.tril(iou, -1)  # iou[a, b] for b ranked above a
+            iou_max = iou.max(axis=1)  # each box's largest IoU with a higher-ranked one
+            if use_gaussian:
+                decay = np.exp((iou_max[None, :] ** 2 - iou**2) * dt(gaussian_sigma))
+            else:
+                decay = (dt(1) - iou) / (dt(1) - iou_max[None, :])
+            mask = np.tril(np.ones_like(iou, dtype=bool), -1)
+            min_decay = np.where(mask, decay, dt(1)).min(axis=1).astype(dt)
+            decayed = (min_decay * cs[order]).astype(dt)
+            for k, idx in enumerate(order):
+                if decayed[k] > dt(post_threshold):
+                    dets.append((float(decayed[k]), c, int(idx)))
+        dets.sort(key=lambda d: -d[0])
+        if keep_top_k > -1:
+            dets = dets[:keep_top_k]
+        for score, c, idx in dets:
+            rows.append(np.concatenate([[c, score], b_all[i, idx]]).astype(dt))
+            index.append(i * s_all.shape[2] + idx)
+        counts.append(len(dets))
+    dev = scores.device
+    out = (
+        torch.from_numpy(np.stack(rows)).to(dev)
+        if rows
+        else torch.zeros((0, 6), dtype=scores.dtype, device=dev)
+    )
+    return (
+        out,
+        torch.tensor(index, dtype=torch.int32, device=dev).reshape(-1, 1),
+        torch.tensor(counts, dtype=torch.int32, device=dev),
+    )
