@@ -171,6 +171,35 @@ class Config:
                 raise ConfigError(f"set_layer_precision: {key!r} -> {prec!r} is not a float type")
             self.settings.precision_overrides[str(key)] = value
 
+    def set_calibration(
+        self,
+        num_inputs: int | None = None,
+        algorithm: str | None = None,
+        percentile: float | None = None,
+        min_inputs: int | None = None,
+        sensitivity_threshold: float | None = None,
+    ) -> None:
+        """INT8 calibration: how many inputs, which calibrator ("entropy", "minmax",
+        "percentile"), its percentile, the least number of inputs accepted, and the relative
+        output error above which a layer stays float (0 turns the check off)."""
+        from fluidrt.quant.calibrators import ALGORITHMS
+
+        s = self.settings
+        if algorithm is not None:
+            if algorithm not in ALGORITHMS:
+                raise ConfigError(f"set_calibration: algorithm {algorithm!r} not in {ALGORITHMS}")
+            s.calib_algorithm = algorithm
+        if percentile is not None:
+            if not 0 < percentile <= 100:
+                raise ConfigError(f"set_calibration: need 0 < percentile <= 100, got {percentile}")
+            s.calib_percentile = float(percentile)
+        if min_inputs is not None:
+            s.calib_min_inputs = int(min_inputs)
+        if num_inputs is not None:
+            s.calib_num_inputs = int(num_inputs)
+        if sensitivity_threshold is not None:
+            s.int8_sensitivity_threshold = float(sensitivity_threshold)
+
     def engine_enabled(self) -> bool:
         return self.settings.use_engine
 
@@ -572,6 +601,10 @@ def build_runner(config: Config, device: torch.device, graph: Graph | None = Non
         graph = run_passes(graph, s)
     if not s.use_engine:
         return NativeModel(graph, device)
+    if s.precision == PrecisionType.Int8:
+        from fluidrt.quant.flow import int8_runner
+
+        return int8_runner(config, graph, device)
     model = partition_and_build(graph, s, device, _progress_logger())
     if cache is not None:
         cache.save(model)

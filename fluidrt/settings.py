@@ -29,6 +29,15 @@ class Settings:
     precision: PrecisionType = PrecisionType.Float32
     use_static: bool = False
     use_calib_mode: bool = False
+    # INT8 calibration (use_calib_mode): inputs recorded before the table is written, the least
+    # accepted, the algorithm ("entropy" | "minmax" | "percentile"), and the sensitivity check:
+    # a layer whose INT8 alone moves the outputs by more than this relative L2 stays float
+    calib_num_inputs: int = 500
+    calib_min_inputs: int = 100
+    calib_algorithm: str = "entropy"
+    calib_percentile: float = 99.99
+    int8_sensitivity_threshold: float = 0.02
+    int8_sensitivity_inputs: int = 4
     use_cuda_graph: bool = True
     allow_tf32: bool = False  # fp32 engines on GPU: strict fp32 unless TF32 is allowed
     disabled_ops: list[str] = field(default_factory=list)  # op types or value names kept native

@@ -17,12 +17,12 @@ from typing import Any
 import torch
 
 from fluidrt.engine.fingerprint import device_identity, fingerprint
+from fluidrt.engine.int8_tactics import INT8_OPS
 from fluidrt.engine.layers import candidate_tactics
 from fluidrt.engine.memory import plan_memory
 from fluidrt.engine.precision import lower_precision
 from fluidrt.engine.runtime import Engine, const_tensor, library_flags
 from fluidrt.engine.timing_cache import TimingCache, layer_signature
-from fluidrt.errors import ConfigError
 from fluidrt.ir.graph import Graph
 from fluidrt.ops.dtypes import to_torch
 from fluidrt.ops.infer import concrete_shape, infer_graph
@@ -146,21 +146,23 @@ def build_engine(
 ) -> Engine:
     """Build an engine for ``graph`` (a cluster subgraph) at ``max_batch_size``."""
     start = time.perf_counter()
-    if settings.precision == PrecisionType.Int8:
-        raise ConfigError(
-            "INT8 engines are not implemented yet; use Float32, Half or Bfloat16 precision"
-        )
     half = {PrecisionType.Half: "float16", PrecisionType.Bfloat16: "bfloat16"}.get(
         settings.precision
     )
+    overrides = dict(settings.precision_overrides)
+    if settings.precision == PrecisionType.Int8:
+        # INT8 layers were lowered before partitioning (fluidrt.quant); the layers left in float
+        # run in fp16 on GPU and fp32 on CPU, the INT8 layers' float ends in fp32
+        half = "float16" if device.type == "cuda" else None
+        overrides = {**{op: "float32" for op in INT8_OPS}, **overrides}
     if half is not None:
-        graph = lower_precision(graph.clone(), half, settings.precision_overrides)
+        graph = lower_precision(graph.clone(), half, overrides)
     batch = max(1, int(settings.max_batch_size))
     allow_tf32 = bool(settings.allow_tf32) or settings.precision != PrecisionType.Float32
     base = concretize(graph, batch)
     memory = plan_memory(base, settings.workspace_size)
     cache = TimingCache(settings.timing_cache)
-    has_conv = any(n.op in ("conv2d", "fused_conv2d") for n in base.nodes)
+    has_conv = any(n.op in ("conv2d", "fused_conv2d", "qconv2d") for n in base.nodes)
     layouts = ["nchw", "nhwc"] if has_conv else ["nchw"]
     repeat = 5 if device.type == "cpu" else 20
     best = None
