@@ -124,12 +124,7 @@ class ConvShape(NamedTuple):
     @property
     def is_gemm(self) -> bool:
         """1x1, stride 1, no padding: the convolution is a GEMM on the [N*H*W, C] view."""
-        return (
-            self.r == 1
-            and self.s == 1
-            and self.stride == (1, 1)
-            and self.padding == (0, 0)
-        )
+        return self.r == 1 and self.s == 1 and self.stride == (1, 1) and self.padding == (0, 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,7 +194,9 @@ def _epilogue(
         tl.store(optr, y.to(out.dtype.element_ty), mask=mask)
 
 
-@triton.jit
+# sizes that vary per layer are not specialized on divisibility by 16 (that would compile a
+# variant per spatial size); C and the row strides stay specialized (16-byte vector loads)
+@triton.jit(do_not_specialize=["M", "H", "W", "P", "Q", "stride_rm", "stride_ws"])
 def _conv_int8_kernel(
     x,
     w,
@@ -625,9 +622,7 @@ def _epilogue_args(
     if residual is None:
         return ACTIVATIONS[activation], 0, 1.0
     if tuple(residual.shape) != out_shape:
-        raise ValueError(
-            f"residual: expected shape {out_shape}, got {tuple(residual.shape)}"
-        )
+        raise ValueError(f"residual: expected shape {out_shape}, got {tuple(residual.shape)}")
     if residual.dtype == torch.int8:
         if residual_scale is None:
             raise ValueError("residual_scale: required with an int8 residual")

@@ -39,7 +39,8 @@ def _dequantize_kernel(q, out, n, scale, BLOCK: tl.constexpr):
 
 def _dense_pair(x: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """x (made dense if needed) and an empty output of the same strides."""
-    if not x.is_non_overlapping_and_dense():
+    channels_last = x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+    if not (x.is_contiguous() or channels_last):
         x = x.contiguous()
     return x, torch.empty_like(x, dtype=dtype)
 

@@ -38,8 +38,9 @@ def device() -> str:
     """'cuda', or 'cpu' when the kernels run in the interpreter (else the test is skipped)."""
     if torch.cuda.is_available():
         return "cuda"
-    from fluidrt.kernels.int8_conv import _conv_int8_kernel
     from triton.runtime.interpreter import InterpretedFunction
+
+    from fluidrt.kernels.int8_conv import _conv_int8_kernel
 
     if not isinstance(_conv_int8_kernel, InterpretedFunction):
         pytest.skip("Triton kernels were imported before TRITON_INTERPRET=1 was set")
