@@ -40,6 +40,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -191,6 +192,18 @@ def build_model(name: str):
         model = getattr(vm, ctor)()
     else:
         model = getattr(_ppcls_backbone(), ctor)()
+    size = MODELS[name][2]
+    calib = np.random.RandomState(99).standard_normal((4, 3, size, size)).astype("float32")
+    randomize_batchnorm(model, lambda: model(paddle.to_tensor(calib)))
+    return model
+
+
+def randomize_batchnorm(model, calibrate: Callable[[], object]) -> None:
+    """Seeded BN scales/shifts, running statistics from ``calibrate()`` (a forward pass on a
+    seeded batch) plus a variance floor; leaves ``model`` in eval mode."""
+    import numpy as np
+    import paddle
+
     # Fresh BatchNorm layers are identities (mean 0, var 1, scale 1, shift 0). With the default
     # initialisers the signal then fades with depth and the outputs barely depend on the input
     # (mobilenets: 1e-7 of the output norm), and a wrong BN fold would go unnoticed. So give each
@@ -217,16 +230,13 @@ def build_model(name: str):
                 bn.bias.set_value(rng.normal(0, 0.2, c).astype("float32"))
             bn._momentum = 0.0
             bn.train()
-        size = MODELS[name][2]
-        calib = np.random.RandomState(99).standard_normal((4, 3, size, size)).astype("float32")
         with paddle.no_grad():
-            model(paddle.to_tensor(calib))
+            calibrate()
         for bn, momentum in zip(bns, momenta, strict=True):
             bn._momentum = momentum
             var = bn._variance.numpy()
             bn._variance.set_value((var + VAR_FLOOR * var.mean()).astype("float32"))
     model.eval()
-    return model
 
 
 def reference_inputs(name: str) -> dict[str, object]:
