@@ -205,6 +205,73 @@ class Config:
 
     tensorrt_engine_enabled = engine_enabled
 
+    # ---- dynamic shapes -------------------------------------------------------------------
+    def set_trt_dynamic_shape_info(
+        self,
+        min_input_shape: dict[str, Sequence[int]],
+        max_input_shape: dict[str, Sequence[int]],
+        opt_input_shape: dict[str, Sequence[int]],
+        disable_trt_plugin_fp16: bool = False,
+    ) -> None:
+        """Build engines valid for every input shape in min..max, tuned at opt (dicts of input
+        name -> shape). ``disable_trt_plugin_fp16`` is accepted; fluidrt has no TRT plugins."""
+        from fluidrt.engine.shape_range import ranges_from_dicts
+
+        del disable_trt_plugin_fp16
+        ranges = ranges_from_dicts(min_input_shape, max_input_shape, opt_input_shape)
+        s = self.settings
+        s.min_input_shape = {n: list(r.min) for n, r in ranges.items()}
+        s.max_input_shape = {n: list(r.max) for n, r in ranges.items()}
+        s.opt_input_shape = {n: list(r.opt) for n, r in ranges.items()}
+
+    def set_dynamic_shape_info(
+        self,
+        min_input_shape: dict[str, Sequence[int]],
+        max_input_shape: dict[str, Sequence[int]],
+        opt_input_shape: dict[str, Sequence[int]],
+    ) -> None:
+        self.set_trt_dynamic_shape_info(min_input_shape, max_input_shape, opt_input_shape)
+
+    def collect_shape_range_info(self, shape_range_info_path: str) -> None:
+        """Run natively and record every tensor's min/max/most frequent shape into the file
+        (Paddle's shape_range_info.pbtxt text format), rewritten after each run."""
+        if not shape_range_info_path:
+            raise ConfigError("collect_shape_range_info: need a file path")
+        self.settings.shape_range_info_path = str(shape_range_info_path)
+        self.settings.collect_shape_range_info = True
+
+    def shape_range_info_collected(self) -> bool:
+        return self.settings.collect_shape_range_info
+
+    def shape_range_info_path(self) -> str:
+        return self.settings.shape_range_info_path or ""
+
+    def enable_tuned_dynamic_shape(
+        self, shape_range_info_path: str = "", allow_build_at_runtime: bool = True
+    ) -> None:
+        """Build engines over the ranges recorded in the shape file; with
+        ``allow_build_at_runtime`` an input outside them widens the ranges and rebuilds."""
+        path = shape_range_info_path or self.settings.shape_range_info_path
+        if not path:
+            raise ConfigError("enable_tuned_dynamic_shape: need the shape range file's path")
+        s = self.settings
+        s.shape_range_info_path = str(path)
+        s.collect_shape_range_info = False
+        s.tuned_dynamic_shape = True
+        s.allow_build_at_runtime = bool(allow_build_at_runtime)
+
+    enable_tuned_tensorrt_dynamic_shape = enable_tuned_dynamic_shape
+
+    def tuned_dynamic_shape(self) -> bool:
+        return self.settings.tuned_dynamic_shape
+
+    tuned_tensorrt_dynamic_shape = tuned_dynamic_shape
+
+    def allow_build_at_runtime(self) -> bool:
+        return self.settings.allow_build_at_runtime
+
+    trt_allow_build_at_runtime = allow_build_at_runtime
+
     def set_optim_cache_dir(self, path: str) -> None:
         self.settings.optim_cache_dir = str(path)
         if self.settings.timing_cache is None:
@@ -562,22 +629,39 @@ def load_graph(config: Config) -> Graph:
 class NativeModel:
     """The runner when engines are off: the whole (optimized) graph on the native executor."""
 
-    def __init__(self, graph: Graph, device: torch.device) -> None:
+    def __init__(
+        self,
+        graph: Graph,
+        device: torch.device,
+        shape_file: str | None = None,
+        collector: Any = None,
+    ) -> None:
+        from fluidrt.engine.shape_range import ShapeCollector
         from fluidrt.ops.executor import NativeExecutor
 
         self.graph = graph
         self.inputs = list(graph.inputs)
         self.output_names = list(graph.meta.get("output_names") or [v.name for v in graph.outputs])
         self._exec = NativeExecutor(graph, device)
+        # collect_shape_range_info: every tensor's shapes, written to shape_file after each run
+        self.shape_file = shape_file
+        self._collector = collector or (ShapeCollector() if shape_file else None)
+        if self._collector is not None:
+            self._exec.observer = self._collector.observe
 
     def run(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        return self._exec.run(inputs)
+        outs = self._exec.run(inputs)
+        if self._collector is not None:
+            for v, t in zip(self.inputs, inputs, strict=True):
+                self._collector.observe(v.name, t)
+            self._collector.flush(self.shape_file)
+        return outs
 
     def set_profiler(self, profiler: object) -> None:
         self._exec.profiler = profiler
 
     def clone(self) -> NativeModel:
-        return NativeModel(self.graph, self._exec.device)
+        return NativeModel(self.graph, self._exec.device, self.shape_file, self._collector)
 
     def summary(self) -> str:
         return f"native: {len(self.graph.nodes)} nodes (engines off)"
@@ -586,28 +670,41 @@ class NativeModel:
 def build_runner(config: Config, device: torch.device, graph: Graph | None = None) -> Any:
     """Import, optimize, partition and build what a predictor runs (or load it from cache)."""
     from fluidrt.engine.cache import PlanCache
-    from fluidrt.engine.model import partition_and_build
+    from fluidrt.engine.model import input_ranges_of, partition_and_build, runtime_rebuilder
+    from fluidrt.engine.shape_range import read_shape_range_info
     from fluidrt.passes import run_passes
 
     s = config.settings
-    cache = PlanCache.for_config(config, device) if s.use_engine and s.use_static else None
-    if cache is not None:
-        model = cache.load()
-        if model is not None:
-            return model
-    if graph is None:
-        graph = load_graph(config)
-    if s.ir_optim:
-        graph = run_passes(graph, s)
-    if not s.use_engine:
-        return NativeModel(graph, device)
-    if s.precision == PrecisionType.Int8:
-        from fluidrt.quant.flow import int8_runner
+    collect = s.collect_shape_range_info
+    known = None
+    if s.use_engine and s.tuned_dynamic_shape and not collect:
+        known = read_shape_range_info(s.shape_range_info_path)
+    use_cache = s.use_engine and s.use_static and not collect
+    cache = PlanCache.for_config(config, device) if use_cache else None
+    model = cache.load(input_ranges_of(s, known)) if cache is not None else None
+    optimized: list[Graph] = []
 
-        return int8_runner(config, graph, device)
-    model = partition_and_build(graph, s, device, _progress_logger())
-    if cache is not None:
-        cache.save(model)
+    def optimized_graph() -> Graph:
+        if not optimized:
+            g = graph if graph is not None else load_graph(config)
+            optimized.append(run_passes(g, s) if s.ir_optim else g)
+        return optimized[0]
+
+    if model is None:
+        if collect:  # Paddle's collect mode runs without engines
+            return NativeModel(optimized_graph(), device, s.shape_range_info_path)
+        if not s.use_engine:
+            return NativeModel(optimized_graph(), device)
+        if s.precision == PrecisionType.Int8:
+            from fluidrt.quant.flow import int8_runner
+
+            return int8_runner(config, optimized_graph(), device)
+        model = partition_and_build(optimized_graph(), s, device, _progress_logger(), known)
+        if cache is not None:
+            cache.save(model)
+    if s.allow_build_at_runtime:
+        save = (lambda m: PlanCache.for_config(config, device).save(m)) if use_cache else None
+        model.rebuilder = runtime_rebuilder(optimized_graph, s, device, save)
     return model
 
 

@@ -49,5 +49,10 @@ class Settings:
     min_input_shape: dict[str, list[int]] = field(default_factory=dict)
     max_input_shape: dict[str, list[int]] = field(default_factory=dict)
     opt_input_shape: dict[str, list[int]] = field(default_factory=dict)
+    shape_range_info_path: str | None = None  # Paddle's shape_range_info.pbtxt
+    collect_shape_range_info: bool = False  # run natively and record every tensor's shapes
+    tuned_dynamic_shape: bool = False  # build engines from the shape file's ranges
+    allow_build_at_runtime: bool = False  # widen the range and rebuild on an out-of-range input
+    max_cuda_graphs: int = 8  # CUDA graphs (one per input shape) kept per execution context
     # diagnostics
     profile: bool = False

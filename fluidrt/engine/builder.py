@@ -22,6 +22,7 @@ from fluidrt.engine.layers import candidate_tactics
 from fluidrt.engine.memory import plan_memory
 from fluidrt.engine.precision import lower_precision
 from fluidrt.engine.runtime import Engine, const_tensor, library_flags
+from fluidrt.engine.shape_range import ShapeRange
 from fluidrt.engine.timing_cache import TimingCache, layer_signature
 from fluidrt.ir.graph import Graph
 from fluidrt.ops.dtypes import to_torch
@@ -53,11 +54,14 @@ def _tuned_libraries(device: torch.device, allow_tf32: bool) -> Any:
     return library_flags(allow_tf32)
 
 
-def concretize(graph: Graph, batch: int) -> Graph:
-    """A copy of ``graph`` with the symbolic batch bound and every shape re-inferred."""
+def concretize(graph: Graph, batch: int, shapes: dict[str, tuple[int, ...]] | None = None) -> Graph:
+    """A copy of ``graph`` with the inputs at ``shapes`` (where given) or the symbolic batch
+    bound, and every shape re-inferred."""
     g = graph.clone()
     for v in g.inputs:
-        if v.shape is not None:
+        if shapes and v.name in shapes:
+            v.shape = tuple(shapes[v.name])
+        elif v.shape is not None:
             v.shape = concrete_shape(v.shape, {"N": batch})
     infer_graph(g)
     return g
@@ -143,8 +147,10 @@ def build_engine(
     settings: Settings,
     device: torch.device,
     progress: Progress | None = None,
+    ranges: dict[str, ShapeRange] | None = None,
 ) -> Engine:
-    """Build an engine for ``graph`` (a cluster subgraph) at ``max_batch_size``."""
+    """Build an engine for ``graph`` (a cluster subgraph) at ``max_batch_size``, or, given
+    ``ranges`` of its inputs, valid over them: tuned at the opt shapes, memory planned at max."""
     start = time.perf_counter()
     half = {PrecisionType.Half: "float16", PrecisionType.Bfloat16: "bfloat16"}.get(
         settings.precision
@@ -159,8 +165,10 @@ def build_engine(
         graph = lower_precision(graph.clone(), half, overrides)
     batch = max(1, int(settings.max_batch_size))
     allow_tf32 = bool(settings.allow_tf32) or settings.precision != PrecisionType.Float32
-    base = concretize(graph, batch)
-    memory = plan_memory(base, settings.workspace_size)
+    ranges = dict(ranges or {})
+    base = concretize(graph, batch, {n: r.opt for n, r in ranges.items()})
+    at_max = concretize(graph, batch, {n: r.max for n, r in ranges.items()}) if ranges else base
+    memory = plan_memory(at_max, settings.workspace_size)
     cache = TimingCache(settings.timing_cache)
     has_conv = any(n.op in ("conv2d", "fused_conv2d", "qconv2d") for n in base.nodes)
     layouts = ["nchw", "nhwc"] if has_conv else ["nchw"]
@@ -192,6 +200,8 @@ def build_engine(
     engine.graph = final
     engine.fingerprint = fingerprint(device, settings)
     engine.use_cuda_graph = bool(settings.use_cuda_graph)
+    engine.max_cuda_graphs = int(settings.max_cuda_graphs)
+    engine.ranges = ranges
     engine.build_seconds = time.perf_counter() - start
     log.info(
         "built engine of %d layers in %.2f s (layout %s)",

@@ -1,7 +1,9 @@
 """The optim cache (``use_static``): built models saved as plans and reloaded without building.
 
-The key covers the program bytes, **the weights' bytes**, every setting that changes the build,
-and the fingerprint (versions, device). Entries are written atomically; one that fails to load
+The key covers the program bytes, **the weights' bytes**, every setting that changes the build
+(the dynamic shape ranges, and the shape file's bytes with tuned dynamic shapes), and the
+fingerprint (versions, device). A plan whose recorded input ranges do not cover the config's
+is rebuilt. Entries are written atomically; one that fails to load
 (truncated, altered, another device or version) is rebuilt and replaced, never trusted.
 """
 
@@ -17,6 +19,7 @@ import torch
 
 from fluidrt.engine.fingerprint import fingerprint
 from fluidrt.engine.plan import write_atomic
+from fluidrt.engine.shape_range import ShapeRange
 from fluidrt.errors import PlanError
 
 if TYPE_CHECKING:
@@ -49,6 +52,9 @@ def cache_key(files: list[str], settings: object, device: torch.device) -> str:
     cfg = {k: getattr(settings, k) for k in _BUILD_SETTINGS}
     cfg["precision"] = int(cfg["precision"])
     h.update(json.dumps(cfg, sort_keys=True).encode())
+    if settings.tuned_dynamic_shape and settings.shape_range_info_path:
+        with open(settings.shape_range_info_path, "rb") as f:
+            h.update(b"shape_range_info\0" + f.read())
     h.update(json.dumps(fingerprint(device, settings), sort_keys=True).encode())
     return h.hexdigest()
 
@@ -75,7 +81,8 @@ class PlanCache:
         key = cache_key(files, s, device)
         return cls(os.path.join(directory, f"fluidrt_{key[:40]}.plan"), device)
 
-    def load(self) -> PartitionedModel | None:
+    def load(self, ranges: dict[str, ShapeRange] | None = None) -> PartitionedModel | None:
+        """The cached model, or None when absent, unusable or not covering ``ranges``."""
         from fluidrt.engine.model import PartitionedModel
 
         if not os.path.exists(self.path):
@@ -86,6 +93,19 @@ class PlanCache:
         except PlanError as exc:
             log.warning("optim cache entry unusable, rebuilding: %s", exc)
             return None
+        names = {v.name for v in model.inputs}
+        for name, want in (ranges or {}).items():
+            have = model.ranges.get(name)
+            if name in names and (have is None or not have.covers(want)):
+                log.warning(
+                    "optim cache entry %s was built for input %r range %s, which does not cover "
+                    "%s; rebuilding",
+                    self.path,
+                    name,
+                    have,
+                    want,
+                )
+                return None
         log.info("loaded engines from optim cache %s", self.path)
         return model
 

@@ -6,9 +6,11 @@ everything else runs natively between them.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -18,6 +20,18 @@ from fluidrt.engine.fingerprint import fingerprint
 from fluidrt.engine.layers import supports
 from fluidrt.engine.plan import deserialize_segments, serialize_segments
 from fluidrt.engine.runtime import Engine
+from fluidrt.engine.shape_range import (
+    ShapeCollector,
+    ShapeRange,
+    ShapeRangeError,
+    TensorShapeInfo,
+    bind_ranges,
+    check_model_inputs,
+    derive_ranges,
+    ranges_from_dicts,
+    read_shape_range_info,
+    write_shape_range_info,
+)
 from fluidrt.errors import PlanError
 from fluidrt.ir.graph import Graph, Node, Value
 from fluidrt.ops.executor import NativeExecutor
@@ -115,29 +129,59 @@ class PartitionedModel:
         native_reasons: dict[str, str] | None = None,
         fp: dict[str, Any] | None = None,
         output_names: list[str] | None = None,
+        ranges: dict[str, ShapeRange] | None = None,
     ) -> None:
-        self.segments = segments
         self.output_names = list(output_names or outputs)
         self.inputs = inputs
         self.outputs = outputs
         self.device = device
-        self.native_reasons = native_reasons or {}
-        self.fingerprint = fp or {}
+        self.ranges = dict(ranges or {})  # model input -> the range its engines are built for
+        self.value_ranges: dict[str, ShapeRange] = {}  # every tensor's range, when just built
+        # allow_build_at_runtime: rebuilder(model, inputs) -> a model whose ranges hold inputs
+        self.rebuilder: Callable[[PartitionedModel, Sequence[torch.Tensor]], Any] | None = None
+        self._profiler: object | None = None
+        self._adopt(segments, native_reasons or {}, fp or {})
+
+    def _adopt(
+        self, segments: list[Engine | Graph], native_reasons: dict[str, str], fp: dict[str, Any]
+    ) -> None:
+        """Take these segments (new contexts for the engines) and their bookkeeping."""
+        self.segments = segments
+        self.native_reasons = native_reasons
+        self.fingerprint = fp
         self._runners = [
-            s.create_execution_context() if isinstance(s, Engine) else NativeExecutor(s, device)
+            s.create_execution_context()
+            if isinstance(s, Engine)
+            else NativeExecutor(s, self.device)
             for s in segments
         ]
+        self.set_profiler(self._profiler)
         last: dict[str, int] = {}
         for i, s in enumerate(segments):
             for v in (s.graph if isinstance(s, Engine) else s).inputs:
                 last[v.name] = i
-        keep = set(outputs)
+        keep = set(self.outputs)
         self._frees: dict[int, list[str]] = {}
         for name, i in last.items():
             if name not in keep:
                 self._frees.setdefault(i, []).append(name)
 
     def run(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        try:
+            for v, t in zip(self.inputs, inputs, strict=True):
+                rng = self.ranges.get(v.name)
+                if rng is not None and not rng.contains(t.shape):
+                    raise ShapeRangeError(v.name, t.shape, rng, "model")
+            return self._run(inputs)
+        except ShapeRangeError:  # a model input, or an engine's input after a native segment
+            if self.rebuilder is None:
+                raise
+            new = self.rebuilder(self, inputs)
+            self.ranges, self.value_ranges = new.ranges, new.value_ranges
+            self._adopt(new.segments, new.native_reasons, new.fingerprint)
+            return self._run(inputs)
+
+    def _run(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         env = dict(zip((v.name for v in self.inputs), inputs, strict=True))
         for i, (seg, runner) in enumerate(zip(self.segments, self._runners, strict=True)):
             g = seg.graph if isinstance(seg, Engine) else seg
@@ -149,7 +193,7 @@ class PartitionedModel:
 
     def clone(self) -> PartitionedModel:
         """Same engines and weights, new execution contexts: safe to run in another thread."""
-        return PartitionedModel(
+        twin = PartitionedModel(
             self.segments,
             self.inputs,
             self.outputs,
@@ -157,9 +201,13 @@ class PartitionedModel:
             self.native_reasons,
             self.fingerprint,
             self.output_names,
+            self.ranges,
         )
+        twin.value_ranges, twin.rebuilder = self.value_ranges, self.rebuilder
+        return twin
 
     def set_profiler(self, profiler: object) -> None:
+        self._profiler = profiler
         for r in self._runners:
             r.profiler = profiler
 
@@ -195,6 +243,7 @@ class PartitionedModel:
             "outputs": self.outputs,
             "output_names": self.output_names,
             "native_reasons": self.native_reasons,
+            "ranges": {n: r.to_json() for n, r in self.ranges.items()},
         }
         return serialize_segments(self.segments, self.fingerprint, model)
 
@@ -213,15 +262,46 @@ class PartitionedModel:
                 model.get("native_reasons", {}),
                 fp,
                 model.get("output_names"),
+                {n: ShapeRange.from_json(r) for n, r in model.get("ranges", {}).items()},
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise PlanError(f"{source}: plan's model section is malformed: {exc}") from None
 
 
+def input_ranges_of(
+    settings: Settings, known: Mapping[str, TensorShapeInfo] | None = None
+) -> dict[str, ShapeRange]:
+    """The model inputs' ranges: the shape file's with tuned dynamic shapes, else the
+    ``set_trt_dynamic_shape_info`` ones (the file's entries of non-inputs are ignored later)."""
+    if settings.tuned_dynamic_shape:
+        return {n: info.shape for n, info in (known or {}).items()}
+    return ranges_from_dicts(
+        settings.min_input_shape, settings.max_input_shape, settings.opt_input_shape
+    )
+
+
 def partition_and_build(
-    graph: Graph, settings: Settings, device: torch.device, progress: Progress | None = None
+    graph: Graph,
+    settings: Settings,
+    device: torch.device,
+    progress: Progress | None = None,
+    known: Mapping[str, TensorShapeInfo] | None = None,
 ) -> PartitionedModel:
-    """Cut ``graph`` into engine clusters and native segments and build every engine."""
+    """Cut ``graph`` into engine clusters and native segments and build every engine.
+
+    With dynamic shapes (``set_trt_dynamic_shape_info`` or a tuned shape file, whose entries are
+    ``known``) every tensor gets its range first, and each engine is built valid over the ranges
+    of its inputs."""
+    ranges = input_ranges_of(settings, known)
+    if settings.tuned_dynamic_shape:  # the file holds every tensor: keep the inputs'
+        ranges = {v.name: ranges[v.name] for v in graph.inputs if v.name in ranges}
+    value_ranges: dict[str, ShapeRange] = {}
+    if ranges or settings.tuned_dynamic_shape:
+        check_model_inputs(graph.inputs, ranges)
+        graph = graph.clone()
+        value_ranges = derive_ranges(graph, ranges, known, device)
+        bind_ranges(graph, value_ranges)
+        log.info("dynamic shapes: %s", ", ".join(f"{n} {r}" for n, r in ranges.items()))
     reasons = tell(graph, supports, settings.disabled_ops)
     supported = {id(n) for n in graph.nodes if id(n) not in reasons}
     clusters = find_clusters(graph, supported, 1)
@@ -237,7 +317,10 @@ def partition_and_build(
     for kind, nodes in _schedule(graph, big):
         sub = extract_subgraph(graph, nodes, f"{kind}{len(segments)}")
         if kind == "engine":
-            segments.append(build_engine(sub, settings, device, progress))
+            sub_ranges = {
+                v.name: value_ranges[v.name] for v in sub.inputs if v.name in value_ranges
+            }
+            segments.append(build_engine(sub, settings, device, progress, sub_ranges or None))
         else:
             segments.append(sub)
     named_reasons = {n.name: reasons[id(n)] for n in graph.nodes if id(n) in reasons}
@@ -251,7 +334,9 @@ def partition_and_build(
         named_reasons,
         fingerprint(device, settings),
         outputs,
+        ranges,
     )
+    model.value_ranges = value_ranges
     n_engine = sum(len(s.graph.nodes) for s in model.engines)
     log.info(
         "partition: %d engine(s) with %d of %d nodes; %d native node(s)",
@@ -263,3 +348,60 @@ def partition_and_build(
     for name, why in named_reasons.items():
         log.info("  native %s: %s", name, why)
     return model
+
+
+def runtime_rebuilder(
+    graph: Callable[[], Graph],
+    settings: Settings,
+    device: torch.device,
+    on_built: Callable[[PartitionedModel], None] | None = None,
+) -> Callable[[PartitionedModel, Sequence[torch.Tensor]], PartitionedModel]:
+    """``allow_build_at_runtime``: on an out-of-range input, run the graph natively on it to
+    record every tensor's shape, widen the ranges (and the shape file) to hold them, rebuild."""
+
+    def rebuild(model: PartitionedModel, inputs: Sequence[torch.Tensor]) -> PartitionedModel:
+        g = graph()
+        path = settings.shape_range_info_path
+        base = {n: TensorShapeInfo(r) for n, r in model.value_ranges.items()}
+        if path and os.path.exists(path):
+            base.update(read_shape_range_info(path))
+        collector = ShapeCollector(base)
+        native = NativeExecutor(g, device)
+        native.observer = collector.observe
+        for v, t in zip(g.inputs, inputs, strict=True):
+            collector.observe(v.name, t)
+        native.run(list(inputs))
+        infos = collector.infos()
+        for v, t in zip(g.inputs, inputs, strict=True):
+            old = model.ranges.get(v.name)
+            if old is not None and not old.contains(t.shape):
+                log.warning(
+                    "input %r has shape %s, outside the engines' range %s: rebuilding with %s "
+                    "(allow_build_at_runtime)",
+                    v.name,
+                    list(t.shape),
+                    old,
+                    infos[v.name].shape,
+                )
+        if path:
+            write_shape_range_info(path, infos)
+            log.info("updated the shape range file %s", path)
+        new = partition_and_build(g, _with_input_ranges(settings, infos, g), device, None, infos)
+        if on_built is not None:
+            on_built(new)
+        return new
+
+    return rebuild
+
+
+def _with_input_ranges(
+    settings: Settings, infos: Mapping[str, TensorShapeInfo], graph: Graph
+) -> Settings:
+    """A copy of ``settings`` whose input ranges are the widened ones."""
+    s = dataclasses.replace(settings)
+    ranges = {v.name: infos[v.name].shape for v in graph.inputs if v.name in infos}
+    if not s.tuned_dynamic_shape:
+        s.min_input_shape = {n: list(r.min) for n, r in ranges.items()}
+        s.opt_input_shape = {n: list(r.opt) for n, r in ranges.items()}
+        s.max_input_shape = {n: list(r.max) for n, r in ranges.items()}
+    return s

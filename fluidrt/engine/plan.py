@@ -23,7 +23,8 @@ from safetensors.numpy import save as st_save
 from fluidrt.engine.fingerprint import PLAN_FORMAT, device_identity, mismatch
 from fluidrt.engine.graph_io import graph_from_json, graph_to_json
 from fluidrt.engine.memory import MemoryPlan
-from fluidrt.engine.runtime import Engine
+from fluidrt.engine.runtime import MAX_CUDA_GRAPHS, Engine
+from fluidrt.engine.shape_range import ShapeRange
 from fluidrt.errors import PlanError
 from fluidrt.ir.graph import Graph
 
@@ -93,6 +94,8 @@ def _segment_json(seg: Engine | Graph, index: int, tensors: dict[str, np.ndarray
             "build_seconds": seg.build_seconds,
             "use_cuda_graph": seg.use_cuda_graph,
             "allow_tf32": seg.allow_tf32,
+            "ranges": {n: r.to_json() for n, r in seg.ranges.items()},
+            "max_cuda_graphs": seg.max_cuda_graphs,
         }
     return {"kind": "native", "graph": doc}
 
@@ -115,6 +118,8 @@ def _segment_from_json(
         float(doc["build_seconds"]),
         bool(doc.get("use_cuda_graph", True)),
         bool(doc.get("allow_tf32", False)),
+        {n: ShapeRange.from_json(r) for n, r in doc.get("ranges", {}).items()},
+        int(doc.get("max_cuda_graphs", MAX_CUDA_GRAPHS)),
     )
 
 
@@ -138,6 +143,8 @@ def deserialize_segments(
         ]
     except KeyError as exc:
         raise PlanError(f"{source}: plan is missing {exc}; it is corrupted") from None
+    except (TypeError, ValueError) as exc:
+        raise PlanError(f"{source}: plan header is malformed: {exc}") from None
     return segs, fp, header.get("model", {})
 
 

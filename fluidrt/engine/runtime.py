@@ -19,13 +19,14 @@ import torch
 
 from fluidrt.engine.layers import Runner, candidate_tactics
 from fluidrt.engine.memory import MemoryPlan
+from fluidrt.engine.shape_range import ShapeRange, ShapeRangeError
 from fluidrt.errors import ExecutionError, InputError, PlanError
 from fluidrt.ir.graph import Graph
 from fluidrt.ir.liveness import last_uses
 from fluidrt.ops.dtypes import to_torch
 
 log = logging.getLogger(__name__)
-MAX_CUDA_GRAPHS = 8  # captured input shapes kept per execution context
+MAX_CUDA_GRAPHS = 8  # default of Settings.max_cuda_graphs: captures kept per context
 _CAPTURE_LOCK = threading.Lock()
 
 
@@ -40,6 +41,9 @@ class Engine:
     build_seconds: float = 0.0
     use_cuda_graph: bool = True  # on CUDA: capture the engine once per input shape, replay
     allow_tf32: bool = False  # let cuDNN/cuBLAS use TF32 for fp32 layers
+    # dynamic shapes: input name -> the range the engine is valid over (empty: batch only)
+    ranges: dict[str, ShapeRange] = field(default_factory=dict)
+    max_cuda_graphs: int = MAX_CUDA_GRAPHS
 
     @property
     def tactics(self) -> dict[str, str]:
@@ -153,6 +157,13 @@ class ExecutionContext:
         return ExecutionContext(self.engine)
 
     def _check_batch(self, inputs: Sequence[torch.Tensor]) -> None:
+        ranges = self.engine.ranges
+        if ranges:
+            for name, t in zip(self._inputs, inputs, strict=True):
+                rng = ranges.get(name)
+                if rng is not None and not rng.contains(t.shape):
+                    raise ShapeRangeError(name, t.shape, rng, f"engine {self.engine.graph.name}")
+            return
         limit = self.engine.max_batch_size
         for v, t in zip(self._input_values, inputs, strict=True):
             if v.shape and v.shape[0] == "N" and t.dim() > 0 and t.shape[0] > limit:
@@ -185,7 +196,7 @@ class ExecutionContext:
         if entry is None:
             entry = self._capture(inputs)
             self._graphs[key] = entry
-            while len(self._graphs) > MAX_CUDA_GRAPHS:
+            while len(self._graphs) > max(1, self.engine.max_cuda_graphs):
                 self._graphs.popitem(last=False)
         else:
             self._graphs.move_to_end(key)

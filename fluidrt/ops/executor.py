@@ -23,6 +23,7 @@ class NativeExecutor:
     def __init__(self, graph: Graph, device: str | torch.device = "cpu") -> None:
         self.graph = graph
         self.profiler = None  # a fluidrt.profiler.Profiler to time every node
+        self.observer = None  # called as observer(name, tensor) for every node output
         self.device = torch.device(device)
         self._consts: dict[str, torch.Tensor] = {
             v.name: _const_tensor(v.data, self.device) for v in graph.consts() if v.users
@@ -65,6 +66,9 @@ class NativeExecutor:
                     env.update(zip(outs, result, strict=True))
                 else:
                     env[outs[0]] = result
+                if self.observer is not None:
+                    for name in outs:
+                        self.observer(name, env[name])
                 for name in self._frees.get(idx, ()):
                     env.pop(name, None)
         return [env[n] for n in self._output_names]
