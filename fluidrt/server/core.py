@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +46,7 @@ class ServerCore:
         self.inflight = 0
         self.accepting = True
         self.shm = SystemSharedMemory()
+        self._completions: _Completions | None = None
 
     # ---- health and metadata -------------------------------------------------------------
     def live(self) -> bool:
@@ -132,9 +135,13 @@ class ServerCore:
         """Queue the request and wait for its outputs (ServerError on failure)."""
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
+        completions = self._completions
+        if completions is None or completions.loop is not loop:
+            completions = self._completions = _Completions(loop)
+        put = completions.put
 
         def done(outs: dict[str, np.ndarray] | None, err: ServerError | None) -> None:
-            loop.call_soon_threadsafe(_resolve, fut, outs, err)
+            put(fut, outs, err)
 
         req = mv.make_request(inputs, datatypes, done, received_ns, timeout_us)
         try:
@@ -157,6 +164,32 @@ class ServerCore:
             mv.stats.request_done(True, dur)
         else:
             mv.stats.request_done(False, dur, getattr(error, "reason", "OTHER"))
+
+
+class _Completions:
+    """Results from instance threads to the event loop: one loop wake-up per burst of them (a
+    batch of 64 requests completes with one ``call_soon_threadsafe``, not 64)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._items: deque = deque()
+        self._scheduled = False
+        self._lock = threading.Lock()
+
+    def put(self, fut: asyncio.Future, outs: Any, err: ServerError | None) -> None:
+        with self._lock:
+            self._items.append((fut, outs, err))
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self.loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        with self._lock:
+            items, self._items = self._items, deque()
+            self._scheduled = False
+        for fut, outs, err in items:
+            _resolve(fut, outs, err)
 
 
 def _resolve(fut: asyncio.Future, outs: Any, err: ServerError | None) -> None:

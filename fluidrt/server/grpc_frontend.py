@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import time
 from typing import Any
 
@@ -328,7 +329,7 @@ def _decode_inputs(
                     "INVALID_ARG", f"{what}: {dt} data must be sent in raw_input_contents"
                 )
             values = getattr(t.contents, field)
-            count = int(np.prod(shape)) if shape else 1
+            count = math.prod(shape)
             if len(values) != count:
                 raise ServerError(
                     "INVALID_ARG",

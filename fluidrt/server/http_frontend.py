@@ -63,6 +63,8 @@ class HttpFrontend:
         # request bodies are read by _read_body with its own limit
         app = web.Application(client_max_size=DRAIN_LIMIT, middlewares=[self._errors])
         r = app.router
+        # the router tries routes in order: the hot one first
+        r.add_post("/v2/models/{model}/infer", self.infer)
         r.add_get("/v2/health/live", self.live)
         r.add_get("/v2/health/ready", self.ready)
         r.add_get("/v2", self.server_metadata)
@@ -75,7 +77,6 @@ class HttpFrontend:
         r.add_get("/v2/models/{model}/versions/{version}/ready", self.model_ready)
         r.add_get("/v2/models/{model}/config", self.model_config)
         r.add_get("/v2/models/{model}/versions/{version}/config", self.model_config)
-        r.add_post("/v2/models/{model}/infer", self.infer)
         r.add_post("/v2/models/{model}/versions/{version}/infer", self.infer)
         r.add_post("/v2/repository/index", self.index)
         r.add_post("/v2/repository/models/{model}/load", self.load)

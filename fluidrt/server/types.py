@@ -8,6 +8,7 @@ order; in NumPy they are object arrays of ``bytes``.
 
 from __future__ import annotations
 
+import math
 import struct
 
 import numpy as np
@@ -148,7 +149,7 @@ def tensor_from_bytes(
     data: bytes | memoryview, datatype: str, shape: list[int], what: str
 ) -> np.ndarray:
     """A NumPy array of ``shape`` decoded from raw bytes; the size must match exactly."""
-    count = int(np.prod(shape)) if shape else 1
+    count = math.prod(shape)
     if datatype == "BYTES":
         return deserialize_bytes_tensor(data, count, what).reshape(shape)
     dtype = numpy_dtype(datatype)
@@ -164,7 +165,7 @@ def tensor_from_bytes(
 
 def tensor_from_json(data: object, datatype: str, shape: list[int], what: str) -> np.ndarray:
     """Decode a JSON ``data`` field (flat or nested list, row-major) into an array of ``shape``."""
-    count = int(np.prod(shape)) if shape else 1
+    count = math.prod(shape)
     if datatype == "BYTES":
         flat = _flatten(data)
         out = np.empty(len(flat), dtype=np.object_)
