@@ -200,6 +200,11 @@ class Config:
         if sensitivity_threshold is not None:
             s.int8_sensitivity_threshold = float(sensitivity_threshold)
 
+    def set_calibration_data(self, path: str) -> None:
+        """INT8: calibrate at build time on a directory of images (PIL) or ``.npy`` arrays."""
+        self.settings.calib_data = str(path)
+        self.settings.use_calib_mode = True
+
     def engine_enabled(self) -> bool:
         return self.settings.use_engine
 

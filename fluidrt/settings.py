@@ -38,6 +38,7 @@ class Settings:
     calib_percentile: float = 99.99
     int8_sensitivity_threshold: float = 0.02
     int8_sensitivity_inputs: int = 4
+    calib_data: str | None = None  # directory of images / .npy arrays to calibrate on
     use_cuda_graph: bool = True
     allow_tf32: bool = False  # fp32 engines on GPU: strict fp32 unless TF32 is allowed
     disabled_ops: list[str] = field(default_factory=list)  # op types or value names kept native

@@ -130,7 +130,10 @@ def int8_runner(config: Config, graph: Graph, device: torch.device) -> Any:
         keep = _read_decisions(path)
         log.info("INT8: calibration table %s found; building without calibration", path)
         return build_int8(graph, table.scales, keep, s, device)
-    return CalibratingModel(config, graph, device, path, key)
+    model = CalibratingModel(config, graph, device, path, key)
+    if s.calib_data:
+        model.calibrate_on(s.calib_data)
+    return model
 
 
 def _read_decisions(path: str) -> list[str]:
@@ -182,6 +185,25 @@ class CalibratingModel:
         if self.recorder.inputs_seen >= self.settings.calib_num_inputs:
             self.finish()
         return outs
+
+    def calibrate_on(self, directory: str) -> None:
+        """Calibrate now on every input in ``directory`` (images or .npy), then switch."""
+        from fluidrt.data import load_image_dir
+
+        shape = self.inputs[0].shape or ()
+        size = shape[-1] if len(shape) == 4 and isinstance(shape[-1], int) else 224
+        data = torch.from_numpy(load_image_dir(directory, size))
+        s = self.settings
+        if len(data) < s.calib_min_inputs:
+            raise ConfigError(
+                f"calibration data {directory!r}: {len(data)} input(s), fewer than the minimum "
+                f"{s.calib_min_inputs}; add inputs or lower the minimum explicitly"
+            )
+        s.calib_num_inputs = min(s.calib_num_inputs, len(data))
+        step = max(1, min(int(s.max_batch_size), 32))
+        for i in range(0, len(data), step):
+            if self.model is None:
+                self.run([data[i : i + step]])
 
     def finish(self) -> None:
         """Write the table from what was recorded and build the INT8 engines."""

@@ -266,3 +266,19 @@ def test_calibration_images() -> None:
     np.testing.assert_array_equal(a, calibration_images(6, size=32, seed=0))
     assert not any(np.array_equal(x, y) for x in a for y in b)
     assert abs(float(a.mean())) < 1.5 and 0.3 < float(a.std()) < 2.0
+
+
+def test_build_with_calibration_data_dir(small_onnx: str, tmp_path: Path) -> None:
+    """`fluidrt build --precision int8 --calib-data DIR`: calibrates at build time."""
+    data = tmp_path / "calib"
+    data.mkdir()
+    np.save(data / "batch.npy", _inputs(100, 5))
+    cfg = _int8_config(small_onnx, str(tmp_path / "cache"), sensitivity_threshold=0)
+    cfg.set_calibration_data(str(data))
+    p = fluidrt.create_predictor(cfg)
+    assert isinstance(p._runner.model, Int8Model)
+    np.save(data / "batch.npy", _inputs(10, 5))
+    cfg = _int8_config(small_onnx, str(tmp_path / "other"), sensitivity_threshold=0)
+    cfg.set_calibration_data(str(data))
+    with pytest.raises(ConfigError, match="fewer than the minimum"):
+        fluidrt.create_predictor(cfg)
