@@ -119,5 +119,4 @@ def _ensure_loaded() -> None:
     if not _loaded:
         _loaded = True
         import fluidrt.engine.int8_tactics  # noqa: F401  (INT8 layers and tactics)
-        import fluidrt.engine.int8_tactics  # noqa: F401  (INT8 layers and tactics)
         import fluidrt.engine.tactics  # noqa: F401  (registers layers and tactics)
