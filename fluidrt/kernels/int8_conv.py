@@ -47,11 +47,12 @@ API (the int8 engine layers code against this):
 Tactics: the builder times named configs itself. ``conv_configs(shape)`` (shape from
 ``conv_shape(...)``) and ``gemm_configs(m, n, k)`` return a short list of ``Int8Config`` for that
 shape, heuristic best first; pass one as ``config=`` (``None`` takes the first). A config's
-``name`` is stable and can be cached with the timing.
+``name`` is stable and can be cached with the timing; ``Int8Config.from_name`` rebuilds it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -93,6 +94,15 @@ class Int8Config:
             f"m{self.block_m}n{self.block_n}k{self.block_k}s{self.split_k}"
             f"w{self.num_warps}p{self.num_stages}"
         )
+
+    @classmethod
+    def from_name(cls, name: str) -> Int8Config:
+        """The config a ``name`` was made from (for tactics cached by name in plan files)."""
+        match = re.fullmatch(r"m(\d+)n(\d+)k(\d+)s(\d+)w(\d+)p(\d+)", name)
+        if match is None:
+            raise ValueError(f"not an Int8Config name (like 'm64n64k128s1w4p4'): {name!r}")
+        bm, bn, bk, sk, warps, stages = (int(g) for g in match.groups())
+        return cls(bm, bn, bk, sk, num_warps=warps, num_stages=stages)
 
 
 class ConvShape(NamedTuple):

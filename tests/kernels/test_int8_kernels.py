@@ -272,6 +272,22 @@ def test_quantize_dequantize(layout: str, device: str) -> None:
     assert torch.equal(d.cpu(), (ref.float() * 0.5).half())
 
 
+def test_config_names_round_trip() -> None:
+    shape = conv_shape(
+        torch.empty(1, 512, 7, 7, device="meta"),
+        torch.empty(512, 3, 3, 512, device="meta"),
+        1,
+        1,
+        1,
+    )
+    configs = conv_configs(shape)
+    assert any(c.split_k > 1 for c in configs)  # batch 1, M = 49: split-K candidates listed
+    for cfg in configs + gemm_configs(4096, 1000, 2048):
+        assert Int8Config.from_name(cfg.name) == cfg
+    with pytest.raises(ValueError, match="Int8Config name"):
+        Int8Config.from_name("fast")
+
+
 def test_bad_inputs_are_clear_errors(device: str) -> None:
     gen = torch.Generator().manual_seed(7)
     x = _rand_i8(1, 16, 4, 4, device=device, gen=gen).contiguous(memory_format=CL)
