@@ -361,3 +361,134 @@ def nonzero_meshgrid():
 
 
 INPUTS["nonzero_meshgrid"] = lambda g: [g.uniform(0, 1, (4, 6)).astype("float32")]
+
+
+# ---- legacy multiclass_nms, empty results, anchors, FPN collection, scatter --------------------
+def multiclass_nms_v1():
+    """The fluid-era ``multiclass_nms`` (ProgramDesc only); nothing kept in image 2 of 2."""
+    attrs = dict(
+        score_threshold=0.3,
+        nms_top_k=30,
+        keep_top_k=12,
+        nms_threshold=0.5,
+        normalized=True,
+        nms_eta=1.0,
+        background_label=0,
+    )
+
+    def fn(self, boxes, scores):
+        return _op(
+            "multiclass_nms", {"BBoxes": boxes, "Scores": scores}, attrs, {"Out": "float32"}
+        )[0]
+
+    return _apply(fn, 2), [_f(None, 20, 4, name="boxes"), _f(None, 3, 20, name="scores")]
+
+
+INPUTS["multiclass_nms_v1"] = lambda g: [
+    np.stack([_boxes(g, 20, 100.0) / 100 for _ in range(2)]),
+    g.uniform(0, 1, (2, 3, 20)).astype("float32"),
+]
+DETECTION_OUTPUTS["multiclass_nms_v1"] = (0,)
+
+
+def multiclass_nms_v1_empty():
+    attrs = dict(score_threshold=2.0, nms_top_k=30, keep_top_k=12, nms_threshold=0.5)
+
+    def fn(self, boxes, scores):
+        return _op(
+            "multiclass_nms", {"BBoxes": boxes, "Scores": scores}, attrs, {"Out": "float32"}
+        )[0]
+
+    return _apply(fn, 2), [_f(None, 20, 4, name="boxes"), _f(None, 3, 20, name="scores")]
+
+
+INPUTS["multiclass_nms_v1_empty"] = INPUTS["multiclass_nms_v1"]
+
+
+def multiclass_nms3_empty():
+    attrs = dict(
+        score_threshold=2.0,
+        nms_top_k=30,
+        keep_top_k=12,
+        nms_threshold=0.5,
+        normalized=True,
+        nms_eta=1.0,
+        background_label=0,
+    )
+
+    def fn(self, boxes, scores):
+        out, index, num = _multiclass_nms3(boxes, scores, None, attrs)
+        return out, index, num
+
+    return _apply(fn, 2), [_f(None, 20, 4, name="boxes"), _f(None, 3, 20, name="scores")]
+
+
+INPUTS["multiclass_nms3_empty"] = INPUTS["multiclass_nms_v1"]
+
+
+def anchors_fpn_collect():
+    """anchor_generator on two levels, generate_proposals per level, collect_fpn_proposals."""
+
+    def anchors(feat, size: float, stride: float):
+        attrs = dict(
+            anchor_sizes=[size, size * 2],
+            aspect_ratios=[0.5, 1.0],
+            variances=[1.0, 1.0, 1.0, 1.0],
+            stride=[stride, stride],
+            offset=0.5,
+        )
+        if _pir():
+            return _C_ops.anchor_generator(feat, *attrs.values())
+        outs = {"Anchors": "float32", "Variances": "float32"}
+        return _op("anchor_generator", {"Input": feat}, attrs, outs)
+
+    def fn(self, s0, d0, s1, d1, im_shape):
+        rois, scores, nums = [], [], []
+        for s, d, size, stride in ((s0, d0, 16.0, 8.0), (s1, d1, 32.0, 16.0)):
+            a, v = anchors(s, size, stride)
+            r, p, n = V.generate_proposals(
+                s, d, im_shape, a, v, 40, 15, 0.7, 1.0, pixel_offset=True, return_rois_num=True
+            )
+            rois.append(r), scores.append(p), nums.append(n)
+        if _pir():
+            return _C_ops.collect_fpn_proposals(rois, scores, nums, 20)
+        ins = {"MultiLevelRois": rois, "MultiLevelScores": scores, "MultiLevelRoIsNum": nums}
+        outs = {"FpnRois": "float32", "RoisNum": "int32"}
+        return tuple(_op("collect_fpn_proposals", ins, {"post_nms_topN": 20}, outs))
+
+    specs = [
+        _f(None, 4, 8, 10, name="s0"),
+        _f(None, 16, 8, 10, name="d0"),
+        _f(None, 4, 4, 5, name="s1"),
+        _f(None, 16, 4, 5, name="d1"),
+        _f(None, 2, name="im_shape"),
+    ]
+    return Apply5(fn), specs
+
+
+class Apply5(Apply):
+    def forward(self, a, b, c, d, e):
+        return self.fn(self, a, b, c, d, e)
+
+
+INPUTS["anchors_fpn_collect"] = lambda g: [
+    g.uniform(0, 1, (2, 4, 8, 10)).astype("float32"),
+    (g.standard_normal((2, 16, 8, 10)) * 0.3).astype("float32"),
+    g.uniform(0, 1, (2, 4, 4, 5)).astype("float32"),
+    (g.standard_normal((2, 16, 4, 5)) * 0.3).astype("float32"),
+    np.array([[64, 80], [60, 72]], "float32"),
+]
+
+
+def scatter_modes():
+    def fn(self, x, upd):
+        idx = paddle.to_tensor(np.array([1, 3, 1], "int64"))
+        return paddle.scatter(x, idx, upd, overwrite=False), paddle.scatter(x, idx[:2], upd[:2])
+
+    return _apply(fn, 2), [_f(5, 3), _f(3, 3, name="upd")]
+
+
+INPUTS["scatter_modes"] = lambda g: [
+    g.standard_normal((5, 3)).astype("float32"),
+    g.standard_normal((3, 3)).astype("float32"),
+]
