@@ -52,6 +52,7 @@ shape, heuristic best first; pass one as ``config=`` (``None`` takes the first).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -509,8 +510,10 @@ def _block_k_for(c: int, is_gemm: bool) -> int:
     return 64 if is_gemm and c >= 64 else 32
 
 
-def _candidates(m: int, n: int, k_total: int, block_k: int) -> list[Int8Config]:
-    """Tile configs for an M x N output with a reduction of k_total, best guess first."""
+@functools.lru_cache(maxsize=1024)
+def _candidates(m: int, n: int, k_total: int, block_k: int) -> tuple[Int8Config, ...]:
+    """Tile configs for an M x N output with a reduction of k_total, best guess first (cached:
+    the launchers ask for the default on every call)."""
     k_iters = triton.cdiv(k_total, block_k)
     configs: list[Int8Config] = []
 
@@ -543,7 +546,7 @@ def _candidates(m: int, n: int, k_total: int, block_k: int) -> list[Int8Config]:
         add(32, 64, 4, 4)
         add(16, 64, 4, 5)
         add(64, 32, 4, 4)
-    return configs
+    return tuple(configs)
 
 
 def conv_shape(
@@ -574,12 +577,12 @@ def conv_configs(shape: ConvShape) -> list[Int8Config]:
     """Configs worth timing for this convolution, heuristic best first."""
     m = shape.n * shape.p * shape.q
     bk = _block_k_for(shape.c, shape.is_gemm)
-    return _candidates(m, shape.k, shape.r * shape.s * shape.c, bk)
+    return list(_candidates(m, shape.k, shape.r * shape.s * shape.c, bk))
 
 
 def gemm_configs(m: int, n: int, k: int) -> list[Int8Config]:
     """Configs worth timing for an [M, K] x [N, K]^T GEMM, heuristic best first."""
-    return _candidates(m, n, k, _block_k_for(k, True))
+    return list(_candidates(m, n, k, _block_k_for(k, True)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -853,7 +856,10 @@ def conv2d_int8(
         float(act_alpha),
         float(act_beta),
         out_scale,
-        config or conv_configs(shape)[0],
+        config
+        or _candidates(
+            m, shape.k, shape.r * shape.s * shape.c, _block_k_for(shape.c, shape.is_gemm)
+        )[0],
         m,
         shape,
     )
@@ -907,7 +913,7 @@ def gemm_int8(
         float(act_alpha),
         float(act_beta),
         out_scale,
-        config or gemm_configs(m, n, k)[0],
+        config or _candidates(m, n, k, _block_k_for(k, True))[0],
         m,
         None,
     )
