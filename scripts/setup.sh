@@ -5,6 +5,8 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 # torch is pinned in requirements-dev.txt: an unpinned torch pulls several GB of CUDA wheels.
 $PY -m pip install -q -r requirements-dev.txt
+# Ray Data batch inference (fluidrt.ray, tests/ray)
+$PY -m pip install -q -r requirements-ray.txt
 # paddleclas declares old pins that break the install; its backbones need only plain imports.
 # paddle2onnx pins onnx<=1.17 (it works with the newer onnx the tests use): its own deps are in
 # requirements-dev.txt.
