@@ -393,11 +393,14 @@ def check_unsupported(args: argparse.Namespace) -> None:
         raise NotSupportedYet("--layer-precision: per-layer precision is not supported yet")
 
 
-def _shape_ranges(args: argparse.Namespace) -> tuple[dict[str, tuple[int, ...]], int] | None:
-    """--min/--opt/--max-shapes -> (shapes to build at, max batch), or None when not given.
+Shapes = dict[str, tuple[int, ...]]
 
-    The engine takes a dynamic batch (up to ``max_batch_size``) and otherwise static shapes, so
-    ranges that differ only in dimension 0 are supported; any other range is refused."""
+
+def _shape_ranges(args: argparse.Namespace) -> tuple[Shapes, Shapes, Shapes] | None:
+    """--min/--opt/--max-shapes (trtexec style) -> (min, opt, max) shape dicts, or None.
+
+    The engines are built valid over min..max (any dim, not only the batch) and tuned at opt;
+    ``--shapes`` then picks the shapes to run at (default: opt)."""
     given = [o for o in ("min_shapes", "opt_shapes", "max_shapes") if _given(args, o)]
     if not given:
         return None
@@ -411,14 +414,11 @@ def _shape_ranges(args: argparse.Namespace) -> tuple[dict[str, tuple[int, ...]],
             f"shape ranges need --min-shapes, --opt-shapes and --max-shapes together "
             f"(missing {', '.join(missing)})"
         )
-    if _given(args, "shapes"):
-        raise CliError("give either --shapes or --min/--opt/--max-shapes, not both")
     lo = parse_shapes(args.min_shapes, "--min-shapes")
     opt = parse_shapes(args.opt_shapes, "--opt-shapes")
     hi = parse_shapes(args.max_shapes, "--max-shapes")
     if not (set(lo) == set(opt) == set(hi)):
         raise CliError("--min-shapes, --opt-shapes and --max-shapes must name the same inputs")
-    batch = 1
     for name in lo:
         a, b, c = lo[name], opt[name], hi[name]
         if not (len(a) == len(b) == len(c)):
@@ -426,14 +426,7 @@ def _shape_ranges(args: argparse.Namespace) -> tuple[dict[str, tuple[int, ...]],
         for i, (x, y, z) in enumerate(zip(a, b, c, strict=True)):
             if not x <= y <= z:
                 raise CliError(f"input {name!r} dim {i}: need min <= opt <= max, got {x}, {y}, {z}")
-            if i > 0 and x != z:
-                raise NotSupportedYet(
-                    f"dynamic shape ranges are not supported yet beyond the batch dimension "
-                    f"(input {name!r} dim {i}: {x}..{z}); the engine takes a dynamic batch up "
-                    "to --max-batch and static other dims: use --shapes"
-                )
-        batch = max(batch, c[0] if c else 1)
-    return dict(hi), batch
+    return lo, opt, hi
 
 
 def apply_shapes(graph: Any, shapes: dict[str, tuple[int, ...]], keep_batch: bool = True) -> int:
@@ -558,6 +551,8 @@ def open_plan(
     unknown = [n for n in shapes if n not in names]
     if unknown:
         raise CliError(f"--shapes names {unknown[0]!r}, which is not an input; inputs are {names}")
+    # a plan built over shape ranges runs at its opt shapes unless --shapes says otherwise
+    shapes = {**{n: r.opt for n, r in model.ranges.items()}, **shapes}
     return Session(
         path,
         "plan",
@@ -669,13 +664,17 @@ def build_session(
     ranges = _shape_ranges(args)
     build_shapes = dict(shapes)
     range_batch = 0
-    if ranges is not None:
-        build_shapes, range_batch = ranges
+    if ranges is not None:  # engines valid over the ranges; run at --shapes, else at opt
+        build_shapes = {}
+        shapes = shapes or dict(ranges[1])
+        range_batch = max((s[0] for s in ranges[2].values() if s), default=1)
     batch = _batch_of(args, shapes)
     max_batch = int(getattr(args, "max_batch", None) or max(batch, range_batch, 1))
     if getattr(args, "max_batch", None) and batch > max_batch:
         raise CliError(f"batch {batch} is larger than --max-batch {max_batch}")
     config = make_config(args, kind, engine, precision, max_batch)
+    if ranges is not None and engine:
+        config.set_trt_dynamic_shape_info(*(ranges[i] for i in (0, 2, 1)))
     t0 = time.perf_counter()
     if progress:
         progress("import", 0, 1)

@@ -264,3 +264,25 @@ def test_mobilenet_v3_small_two_sizes_with_the_engine() -> None:
     assert pred._runner.engines
     for i, shape in enumerate([(1, 3, 96, 128), (1, 3, 160, 64)]):
         _check(pred, files, _x(shape, i))
+
+
+def test_cli_builds_over_trtexec_style_ranges_and_runs_the_plan_at_two_sizes(seg, tmp_path) -> None:
+    from tests.cli.conftest import run_cli
+
+    plan = tmp_path / "seg.plan"
+    ranges = ["--min-shapes", "x:1x3x16x16", "--opt-shapes", "x:1x3x32x32"]
+    r = run_cli("build", seg[0], *ranges, "--max-shapes", "x:2x3x64x64", "--save-plan", plan)
+    assert r.returncode == 0, r.stderr
+    for shape in ("1x3x24x40", "2x3x64x48"):
+        ins, outs = tmp_path / f"in{shape}.npz", tmp_path / f"out{shape}.npz"
+        r = run_cli(
+            "run", plan, "--shapes", f"x:{shape}", "--save-inputs", ins, "--save-outputs", outs
+        )
+        assert r.returncode == 0, r.stderr
+        x = np.load(ins)["x"]
+        assert x.shape == tuple(int(d) for d in shape.split("x"))
+        got = np.load(outs)
+        assert_close(got[got.files[0]], paddle_infer(*seg, [x], onednn=False)[0], 1e-5, shape)
+    r = run_cli("run", plan, "--shapes", "x:1x3x80x16")
+    assert r.returncode != 0 and "outside the dynamic shape range" in r.stderr
+    assert "dim 2 is 80, range 16..64" in r.stderr
