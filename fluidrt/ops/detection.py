@@ -110,9 +110,10 @@ def _priors_out(
 
 
 def _steps(feat: Tensor, image: Tensor, step_w: float, step_h: float) -> tuple[float, float]:
-    sw = float(step_w) if step_w else image.shape[3] / feat.shape[3]
-    sh = float(step_h) if step_h else image.shape[2] / feat.shape[2]
-    return sw, sh
+    """The prior strides: both from the image/feature ratio when either is 0 (Paddle's rule)."""
+    if not step_w or not step_h:
+        return _f32(image.shape[3] / feat.shape[3]), _f32(image.shape[2] / feat.shape[2])
+    return float(step_w), float(step_h)
 
 
 @register_op(

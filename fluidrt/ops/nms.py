@@ -61,20 +61,59 @@ def _score_order(scores: np.ndarray, threshold: float, top_k: int) -> np.ndarray
 def greedy_nms(
     boxes: np.ndarray, order: np.ndarray, threshold: float, eta: float, normalized: bool
 ) -> list[int]:
-    """Greedy NMS over ``order``: a box is dropped when its IoU with a kept one exceeds the
-    (adaptive, ``eta`` < 1) threshold."""
+    """Greedy NMS of ``boxes[order]``; the indices (into ``boxes``) kept, in ``order``."""
     if len(order) == 0:
         return []
+    keep = batched_greedy_nms(
+        boxes[order][None], np.ones((1, len(order)), bool), threshold, eta, normalized
+    )[0]
+    return [int(i) for i in order[keep]]
+
+
+def batched_greedy_nms(
+    boxes: np.ndarray, valid: np.ndarray, threshold: float, eta: float, normalized: bool
+) -> np.ndarray:
+    """Greedy NMS of C independent rows at once: boxes [C, K, 4] in score order, ``valid``
+    [C, K] marks real candidates. A box is dropped when its IoU with a kept box of its row
+    exceeds the row's threshold (adaptive with ``eta`` < 1, as Paddle's NMSFast). Returns the
+    kept mask [C, K]. One IoU row per step and row, so the loop runs K times, not C * K."""
+    c, k = valid.shape
     dt = boxes.dtype.type
-    iou = iou_matrix(boxes[order], boxes[order], normalized)
-    thr = dt(threshold)
-    kept: list[int] = []
-    for i in range(len(order)):
-        if all(iou[i, k] <= thr for k in kept):
-            kept.append(i)
-            if eta < 1 and thr > 0.5:
-                thr = dt(thr * dt(eta))
-    return [int(order[i]) for i in kept]
+    norm = dt(0.0 if normalized else 1.0)
+    x1, y1, x2, y2 = (boxes[..., j] for j in range(4))
+    w, h = x2 - x1, y2 - y1
+    area = np.where((w < 0) | (h < 0), dt(0), (w + norm) * (h + norm))
+    thr = np.full(c, threshold, dtype=dt)
+    worst = np.full((c, k), -np.inf, dtype=dt)  # largest IoU with a kept box so far
+    keep = np.zeros((c, k), bool)
+    for i in range(k):
+        now = valid[:, i] & ~(worst[:, i] > thr)
+        if not now.any():
+            continue
+        keep[:, i] = now
+        if i + 1 < k:
+            rows = np.nonzero(now)[0]
+            sl = (rows, slice(i + 1, None))
+            ix1 = np.maximum(x1[rows, i, None], x1[sl])
+            iy1 = np.maximum(y1[rows, i, None], y1[sl])
+            ix2 = np.minimum(x2[rows, i, None], x2[sl])
+            iy2 = np.minimum(y2[rows, i, None], y2[sl])
+            inter = (ix2 - ix1 + norm) * (iy2 - iy1 + norm)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                iou = inter / (area[rows, i, None] + area[sl] - inter)
+            disjoint = (
+                (x1[sl] > x2[rows, i, None])
+                | (x2[sl] < x1[rows, i, None])
+                | (y1[sl] > y2[rows, i, None])
+                | (y2[sl] < y1[rows, i, None])
+            )
+            iou = np.where(disjoint, dt(0), iou)
+            iou[np.isnan(iou)] = np.inf  # Paddle: a NaN overlap fails ``overlap <= thr``
+            worst[sl] = np.maximum(worst[sl], iou)
+        if eta < 1:
+            shrink = now & (thr > 0.5)
+            thr[shrink] = (thr[shrink] * dt(eta)).astype(dt)
+    return keep
 
 
 # ---- nms ------------------------------------------------------------------------------------
@@ -170,15 +209,12 @@ def multiclass_nms(
     for b, s, offset in _image_slices(bboxes, scores, rois_num):
         three_d = scores.dim() == 3
         num_classes = s.shape[0] if three_d else s.shape[1]
-        picked: dict[int, list[int]] = {}
-        for c in range(num_classes):
-            if c == background_label:
-                continue
-            cs = s[c] if three_d else s[:, c]
-            cb = b if three_d else b[:, c]
-            order = _score_order(cs, score_threshold, nms_top_k)
-            kept = greedy_nms(cb, order, nms_threshold, nms_eta, normalized)
-            picked[c] = kept if three_d else sorted(kept)
+        classes = [c for c in range(num_classes) if c != background_label]
+        orders = [
+            _score_order(s[c] if three_d else s[:, c], score_threshold, nms_top_k) for c in classes
+        ]
+        kept = _nms_per_class(b, orders, classes, three_d, nms_threshold, nms_eta, normalized)
+        picked = {c: (v if three_d else sorted(v)) for c, v in zip(classes, kept, strict=True)}
         total = sum(len(v) for v in picked.values())
         if keep_top_k > -1 and total > keep_top_k:
             pairs = [
@@ -216,6 +252,29 @@ def multiclass_nms(
         torch.tensor(index, dtype=torch.int32, device=dev).reshape(-1, 1),
         torch.tensor(counts, dtype=torch.int32, device=dev),
     )
+
+
+def _nms_per_class(
+    b: np.ndarray,
+    orders: list[np.ndarray],
+    classes: list[int],
+    shared: bool,
+    threshold: float,
+    eta: float,
+    normalized: bool,
+) -> list[list[int]]:
+    """Greedy NMS of every class at once; boxes ``b`` [M, 4] shared by the classes or [M, C, 4]
+    per class. Returns each class's kept box indices in score order."""
+    k = max((len(o) for o in orders), default=0)
+    if k == 0:
+        return [[] for _ in orders]
+    boxes = np.zeros((len(orders), k, 4), b.dtype)
+    valid = np.zeros((len(orders), k), bool)
+    for row, (c, o) in enumerate(zip(classes, orders, strict=True)):
+        boxes[row, : len(o)] = b[o] if shared else b[o, c]
+        valid[row, : len(o)] = True
+    keep = batched_greedy_nms(boxes, valid, threshold, eta, normalized)
+    return [[int(i) for i in o[keep[row, : len(o)]]] for row, o in enumerate(orders)]
 
 
 # ---- matrix_nms -----------------------------------------------------------------------------

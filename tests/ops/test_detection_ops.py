@@ -106,6 +106,7 @@ def test_yolo_box(clip: bool, scale_x_y: float, iou_aware: bool, hw: tuple[int, 
     [
         dict(min_sizes=[8.0, 16.0], max_sizes=[12.0, 24.0], aspect_ratios=[2.0, 3.0], flip=True),
         dict(min_sizes=[10.0], aspect_ratios=[2.0], flip=False, clip=False, offset=0.3),
+        dict(min_sizes=[10.0], aspect_ratios=[2.0, 2.0], step_w=6.0),  # step_h 0: both derived
         dict(
             min_sizes=[8.0, 16.0],
             max_sizes=[12.0, 24.0],
