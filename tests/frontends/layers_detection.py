@@ -492,3 +492,33 @@ INPUTS["scatter_modes"] = lambda g: [
     g.standard_normal((5, 3)).astype("float32"),
     g.standard_normal((3, 3)).astype("float32"),
 ]
+
+
+# ---- interpolation variants segmentation heads use, beyond tests/frontends/layers_nn.py --------
+_INTERP = {
+    "interp_trilinear_ac": ((1, 2, 3, 4, 5), dict(size=[5, 6, 4], align_corners=True)),
+    "interp_trilinear_m1": ((1, 2, 3, 4, 5), dict(size=[5, 6, 4], align_mode=1)),
+    "interp_trilinear_scale": ((1, 2, 3, 4, 5), dict(scale_factor=1.5)),
+    "interp_bicubic_nhwc": ((2, 5, 6, 3), dict(size=[7, 9], data_format="NHWC")),
+    "interp_linear_scale_ac": ((2, 3, 7), dict(scale_factor=2, align_corners=True)),
+}
+
+
+def _interp(name: str):
+    shape, kwargs = _INTERP[name]
+    mode = name.split("_")[1]
+    fmt = {3: "NCW", 4: "NCHW", 5: "NCDHW"}[len(shape)]
+    kwargs = {"mode": mode, "data_format": fmt, **kwargs}
+
+    def factory():
+        def fn(self, x):
+            return nn.functional.interpolate(x, **kwargs)
+
+        return _apply(fn, 1), [_f(None, *shape[1:])]
+
+    return factory
+
+
+for _name, (_shape, _) in _INTERP.items():
+    globals()[_name] = _interp(_name)
+    INPUTS[_name] = lambda g, s=_shape: [g.standard_normal(s).astype("float32")]
