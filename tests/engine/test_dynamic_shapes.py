@@ -266,6 +266,7 @@ def test_mobilenet_v3_small_two_sizes_with_the_engine() -> None:
         _check(pred, files, _x(shape, i))
 
 
+@pytest.mark.slow  # four CLI processes: ~30 s on a shared 2-core machine
 def test_cli_builds_over_trtexec_style_ranges_and_runs_the_plan_at_two_sizes(seg, tmp_path) -> None:
     from tests.cli.conftest import run_cli
 
