@@ -21,6 +21,7 @@ from fluidrt.engine.int8_tactics import INT8_OPS
 from fluidrt.engine.layers import candidate_tactics
 from fluidrt.engine.memory import plan_memory
 from fluidrt.engine.precision import lower_precision
+from fluidrt.engine.ranges import RANGE_BATCH, fp16_unsafe_layers
 from fluidrt.engine.runtime import Engine, const_tensor, library_flags
 from fluidrt.engine.shape_range import ShapeRange
 from fluidrt.engine.timing_cache import TimingCache, layer_signature
@@ -105,30 +106,33 @@ def _select_tactics(
             cconsts = {
                 i: consts[v.name] for i, v in enumerate(node.inputs) if v is not None and v.is_const
             }
-            cands = candidate_tactics(node, device)
+            # every (tactic, variant) pair is one candidate: "name" or "name:variant"
+            cands = [(n, t) for t in candidate_tactics(node, device) for n in t.names(node)]
             key = layer_signature(node, layout, device_name)
-            cached = cache.get(key, [t.name for t in cands]) if len(cands) > 1 else None
+            cached = cache.get(key, [n for n, _ in cands]) if len(cands) > 1 else None
             best, best_t, best_out = None, float("inf"), None
             timings = {}
-            for tac in cands:
-                if cached is not None and cached.get(tac.name, float("inf")) > min(cached.values()):
+            for name, tac in cands:
+                if cached is not None and cached.get(name, float("inf")) > min(cached.values()):
                     continue  # the cache says another tactic wins: run only the winner
                 try:
+                    node.meta["tactic_variant"] = name.partition(":")[2] or None
                     run = tac.prepare(node, cconsts, device)
                     out = run(args)
                     if cached is not None:
-                        t = cached[tac.name] / 1e3
+                        t = cached[name] / 1e3
                     elif len(cands) > 1:
                         t = _time(lambda run=run, args=args: run(args), device, repeat)
                     else:
                         t = 0.0
                 except Exception as exc:  # a tactic that cannot run this layer is skipped
-                    log.debug("tactic %s failed on %s: %s", tac.name, node.name, exc)
-                    timings[tac.name] = float("inf")
+                    log.debug("tactic %s failed on %s: %s", name, node.name, exc)
+                    timings[name] = float("inf")
                     continue
-                timings[tac.name] = t
+                timings[name] = t
                 if t < best_t:
-                    best, best_t, best_out = tac.name, t, out
+                    best, best_t, best_out = name, t, out
+            node.meta.pop("tactic_variant", None)
             if cached is None and len(cands) > 1:
                 cache.put(key, {k: v * 1e3 for k, v in timings.items()})
             if best is None:
@@ -140,6 +144,15 @@ def _select_tactics(
             env.update(zip((v.name for v in node.outputs), best_out, strict=True))
             if progress:
                 progress(f"tuning layers ({layout})", idx + 1, total)
+
+
+def _fp16_range_guard(
+    graph: Graph, batch: int, ranges: dict[str, ShapeRange], device: torch.device
+) -> dict[str, str]:
+    """Layers whose fp32 activations fp16 cannot hold, pinned to float32."""
+    probe = concretize(graph, min(batch, RANGE_BATCH), {n: r.opt for n, r in ranges.items()})
+    unsafe = fp16_unsafe_layers(probe, _random_inputs(probe, device), device)
+    return {name: "float32" for name in unsafe}
 
 
 def build_engine(
@@ -161,9 +174,19 @@ def build_engine(
         # run in fp16 on GPU and fp32 on CPU, the INT8 layers' float ends in fp32
         half = "float16" if device.type == "cuda" else None
         overrides = {**{op: "float32" for op in INT8_OPS}, **overrides}
+    batch = max(1, int(settings.max_batch_size))
+    if half == "float16":
+        # the user's own per-layer choices (by name, op or source type) beat the guard
+        user = settings.precision_overrides
+        guard = _fp16_range_guard(graph, batch, ranges or {}, device)
+        for node in graph.nodes:
+            if node.name in guard and {node.name, node.op, node.meta.get("source_type")} & set(
+                user
+            ):
+                del guard[node.name]
+        overrides = {**guard, **overrides}
     if half is not None:
         graph = lower_precision(graph.clone(), half, overrides)
-    batch = max(1, int(settings.max_batch_size))
     allow_tf32 = bool(settings.allow_tf32) or settings.precision != PrecisionType.Float32
     ranges = dict(ranges or {})
     base = concretize(graph, batch, {n: r.opt for n, r in ranges.items()})

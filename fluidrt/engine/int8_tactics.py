@@ -12,6 +12,9 @@ Tactics (the builder times the ones that apply and keeps the fastest):
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 import torch
 
 from fluidrt.engine.layers import Runner, register_layer, tactic
@@ -206,12 +209,52 @@ def _out_dtype(a: dict) -> torch.dtype:
     return torch.int8 if a["out_scale"] is not None else to_torch(a["out_dtype"])
 
 
-@tactic(qconv, name="triton_int8", devices=("cuda",), applies=_triton_applies)
+def _meta(shape: Any) -> torch.Tensor | None:
+    if shape is None or not all(isinstance(d, int) for d in shape):
+        return None
+    return torch.empty(shape, device="meta")
+
+
+def _qconv_variants(node: Node) -> list[str]:
+    """Kernel configs worth timing for this convolution's concrete shape (builder only)."""
+    kernels = _kernels()
+    x, w = _meta(node.inputs[0].shape), _meta(node.inputs[1].shape)
+    if kernels is None or x is None or w is None or int(node.attrs.get("groups", 1)) != 1:
+        return []
+    a = node.attrs
+    shape = kernels.conv_shape(
+        x, w.permute(0, 2, 3, 1), a["strides"], a["pads"][:2], a["dilations"]
+    )
+    return [c.name for c in kernels.conv_configs(shape)]
+
+
+def _qgemm_variants(node: Node) -> list[str]:
+    kernels = _kernels()
+    a, b = node.inputs[0].shape, node.inputs[1].shape
+    if kernels is None or _meta(a) is None or _meta(b) is None or len(a) != 2:
+        return []
+    return [c.name for c in kernels.gemm_configs(a[0], b[0], a[1])]
+
+
+def _config(kernels: Any, node: Node) -> Any:
+    """The kernel config the builder chose (``triton_int8:<config>``), or the heuristic one."""
+    name = node.meta.get("tactic_variant")
+    return kernels.Int8Config.from_name(name) if name else None
+
+
+@tactic(
+    qconv,
+    name="triton_int8",
+    devices=("cuda",),
+    applies=_triton_applies,
+    variants=_qconv_variants,
+)
 def _qconv_triton(node: Node, consts: dict[int, torch.Tensor], device: torch.device) -> Runner:
     kernels = _kernels()
     a = _attrs(node)
     if int(a["groups"]) == 1:
-        w, conv = kernels.pack_conv_weight(consts[1]), kernels.conv2d_int8
+        w = kernels.pack_conv_weight(consts[1])
+        conv = functools.partial(kernels.conv2d_int8, config=_config(kernels, node))
     else:
         w, conv = kernels.pack_depthwise_weight(consts[1]), kernels.depthwise_conv2d_int8
     scale = layer_scale(a["in_scale"], consts[2]).contiguous()
@@ -248,10 +291,17 @@ def _qconv_triton(node: Node, consts: dict[int, torch.Tensor], device: torch.dev
     return run
 
 
-@tactic(qgemm, name="triton_int8", devices=("cuda",), applies=_triton_applies)
+@tactic(
+    qgemm,
+    name="triton_int8",
+    devices=("cuda",),
+    applies=_triton_applies,
+    variants=_qgemm_variants,
+)
 def _qgemm_triton(node: Node, consts: dict[int, torch.Tensor], device: torch.device) -> Runner:
     kernels = _kernels()
     a = _attrs(node)
+    config = _config(kernels, node)
     w = consts[1].contiguous()
     scale = layer_scale(a["in_scale"], consts[2]).contiguous()
     bias = consts[3].float().contiguous() if 3 in consts else None
@@ -273,6 +323,7 @@ def _qgemm_triton(node: Node, consts: dict[int, torch.Tensor], device: torch.dev
             residual_scale=a["residual_scale"],
             out_scale=a["out_scale"],
             out_dtype=out_dtype,
+            config=config,
         )
         return [y]
 

@@ -30,6 +30,15 @@ class Tactic:
     prepare: Callable[[Node, dict[int, torch.Tensor], torch.device], Runner]
     devices: tuple[str, ...] = ("cpu", "cuda")
     applies: Callable[[Node], bool] = lambda node: True
+    # tunable tactics (kernel configs): names of the variants worth timing for this node; the
+    # builder times each as "<name>:<variant>" and ``prepare`` reads node.meta["tactic_variant"]
+    variants: Callable[[Node], list[str]] | None = None
+
+    def names(self, node: Node) -> list[str]:
+        """The candidate names this tactic offers for ``node``."""
+        if self.variants is None:
+            return [self.name]
+        return [f"{self.name}:{v}" for v in self.variants(node)] or [self.name]
 
 
 @dataclass
@@ -60,12 +69,13 @@ def tactic(
     name: str,
     devices: tuple[str, ...] = ("cpu", "cuda"),
     applies: Callable[[Node], bool] = lambda node: True,
+    variants: Callable[[Node], list[str]] | None = None,
 ):
     """Decorator: register ``prepare`` as a tactic of the given layers."""
 
     def deco(prepare):
         for layer in layers:
-            layer.tactics.append(Tactic(name, prepare, devices, applies))
+            layer.tactics.append(Tactic(name, prepare, devices, applies, variants))
         return prepare
 
     return deco

@@ -20,7 +20,7 @@ from fluidrt.ops.executor import NativeExecutor
 log = logging.getLogger(__name__)
 
 FP16_SAFE_MAX = 2.0**14  # 4x below fp16's largest value: room for the next layer's sums
-FP16_SAFE_RMS = 2.0**-12  # below this most values are within 4x of fp16's subnormals
+FP16_SAFE_RMS = 2.0**-15  # half the smallest normal: most values would be subnormal
 RANGE_BATCH = 4  # ranges barely depend on batch size; keep the reference run cheap
 
 

@@ -109,8 +109,10 @@ def const_tensor(v: Any, device: torch.device) -> torch.Tensor:
 def prepare_layer(
     node: Any, tactic_name: str, consts: dict[int, torch.Tensor], device: torch.device
 ) -> Runner:
+    base, _, variant = tactic_name.partition(":")
     for t in candidate_tactics(node, device):
-        if t.name == tactic_name:
+        if t.name == base:
+            node.meta["tactic_variant"] = variant or None
             return t.prepare(node, consts, device)
     raise PlanError(
         f"layer {node.name!r} ({node.op}) wants tactic {tactic_name!r}, which this build of "

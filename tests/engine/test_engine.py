@@ -144,6 +144,12 @@ def test_use_static_cache_loads_without_building_and_keys_on_weights(models, tmp
     assert len(list(cache_dir.glob("*.plan"))) == 2
 
 
-def test_int8_is_reported_as_not_implemented(models) -> None:
-    with pytest.raises(ConfigError, match="INT8"):
-        _predictor(models[RESIDUAL], precision_mode=fluidrt.PrecisionType.Int8, min_subgraph_size=1)
+def test_int8_without_calibration_or_qdq_is_a_clear_error(models) -> None:
+    # Int8 with use_calib_mode=False needs an explicitly quantized model
+    with pytest.raises(ConfigError, match="quantiz"):
+        _predictor(
+            models[RESIDUAL],
+            precision_mode=fluidrt.PrecisionType.Int8,
+            use_calib_mode=False,
+            min_subgraph_size=1,
+        )
