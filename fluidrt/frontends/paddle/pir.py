@@ -31,6 +31,10 @@ TYPE_DTYPES = {
 _SKIP_ATTRS = {"struct_name", "place", "stop_gradient", "persistable"}
 
 
+# program inputs: pd_op.data (paddle.jit.save), pd_op.feed (programs translated from ProgramDesc)
+_FEED_OPS = ("pd_op.data", "pd_op.feed")
+
+
 def _op_type(tag: str) -> str:
     if tag == "p":
         return "builtin.parameter"
@@ -160,12 +164,12 @@ def read_pir(data: bytes, path: str) -> SourceProgram:
                     outputs[str(i)] = elems
                     continue
                 vname = f"v{vid}"
-                if op_type == "pd_op.data":
+                if op_type in _FEED_OPS:
                     vname = str(attrs.get("name", vname))
                 names[vid] = vname
                 vars_[vname] = SourceVar(vname, dtype, shape)
                 outputs[str(i)] = [vname]
-            if op_type == "pd_op.data":
+            if op_type in _FEED_OPS:
                 feeds.append(outputs["0"][0])
                 continue
             if op_type == "pd_op.fetch":
