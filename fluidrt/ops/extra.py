@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from fluidrt.ops.dtypes import to_torch
+from fluidrt.ops.infer import UNKNOWN_DIM
 from fluidrt.ops.registry import REQUIRED, VARIADIC, register_op
 from fluidrt.ops.tensor import gather_nd
 
@@ -170,6 +171,8 @@ def scatter_nd(x: Tensor, index: Tensor, updates: Tensor, *, reduction: str) -> 
 @register_op("nonzero", attrs={"dtype": "int64"})
 def nonzero(x: Tensor, *, dtype: str) -> Tensor:
     """Indices of the nonzero elements, one column per element: shape [rank, count]."""
+    if x.device.type == "meta":  # the count depends on the data: an unknown ("?") dim
+        return torch.empty((x.dim(), UNKNOWN_DIM), dtype=to_torch(dtype), device="meta")
     return torch.nonzero(x).t().contiguous().to(to_torch(dtype))
 
 
