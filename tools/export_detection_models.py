@@ -25,7 +25,7 @@ threshold and counts are in ``status.json``. Segmentation models come from ``pad
 and are exported as PaddleSeg's ``tools/export.py --output_op none`` does: one input ``x``,
 the logits out.
 
-Two compatibility shims, both confined to the export worker process:
+Four compatibility shims, all confined to the export worker process:
 
 - ppdet 2.6 imports ``pkg_resources`` (only for ``resource_filename``), which setuptools >= 81
   no longer ships; a module object with that one function is put in ``sys.modules`` before
@@ -35,6 +35,14 @@ Two compatibility shims, both confined to the export worker process:
   legacy static graph accepts. For PIR exports those ``ppdet.modeling.ops`` functions are
   replaced by Paddle 3's own PIR-aware calls of the same ops (``paddle.vision.ops`` wrappers,
   ``paddle._C_ops.multiclass_nms3``), same attributes, same outputs.
+- ppdet's R-CNN heads loop ``for i in range(batch_size)`` over a 1-element tensor; Paddle's
+  ``Tensor.__index__`` does ``int(np.array(t))``, which numpy 2 refuses for 1-d arrays. Eager
+  passes (BatchNorm calibration, threshold tuning) get ``__index__ = int(t.item())``, what
+  numpy 1 did; the exported program is unaffected (dy2static turns the loop into ``while``).
+- ppdet 2.6 predates Paddle's 0-d tensors: its RPN returns ``rois_num`` as the 0-d
+  ``paddle.shape(rois)[0]``, which the R-CNN heads then index; ``RPNHead._gen_proposal`` gets a
+  wrapper reshaping it to [1], what it was in Paddle 2.4; and its box post-process
+  ``paddle.concat``s 0-d scale factors, so ``paddle.concat`` reshapes 0-d inputs to [1] first.
 
 Usage::
 
@@ -65,7 +73,7 @@ import export_models as base  # noqa: E402 - the sibling tool, for its helpers
 DEFAULT_OUT = base.DEFAULT_OUT
 FORMATS = base.FORMATS
 # Bump when the export recipe changes, so cached exports are redone.
-RECIPE = 2
+RECIPE = 3
 NUM_CLASSES = 80
 
 # name -> (source, input sizes)
@@ -104,6 +112,18 @@ RPNHead:
     aspect_ratios: [0.5, 1.0, 2.0]
     anchor_sizes: [[32], [64], [128], [256], [512]]
     strides: [4, 8, 16, 32, 64]
+  rpn_target_assign:
+    batch_size_per_im: 256
+    fg_fraction: 0.5
+    negative_overlap: 0.3
+    positive_overlap: 0.7
+    use_random: true
+  train_proposal:
+    min_size: 0.0
+    nms_thresh: 0.7
+    pre_nms_top_n: 2000
+    post_nms_top_n: 1000
+    topk_after_collect: true
   test_proposal:
     min_size: 0.0
     nms_thresh: 0.7
@@ -115,6 +135,13 @@ BBoxHead:
     resolution: 7
     sampling_ratio: 0
     aligned: true
+  bbox_assigner: BBoxAssigner
+BBoxAssigner:
+  batch_size_per_im: 512
+  bg_thresh: 0.5
+  fg_thresh: 0.5
+  fg_fraction: 0.25
+  use_random: true
 TwoFCHead:
   out_channel: 256
 BBoxPostProcess:
@@ -134,7 +161,10 @@ MaskHead:
     resolution: 14
     sampling_ratio: 0
     aligned: true
+  mask_assigner: MaskAssigner
   share_bbox_feat: false
+MaskAssigner:
+  mask_resolution: 28
 MaskFeat:
   num_convs: 2
   out_channel: 64
@@ -207,6 +237,7 @@ SSDHead:
 BBoxPostProcess:
   decode:
     name: SSDBox
+    use_fuse_decode: true
   nms:
     name: MultiClassNMS
     keep_top_k: 200
@@ -215,9 +246,12 @@ BBoxPostProcess:
     nms_top_k: 400
     nms_eta: 1.0
 """,
-    "faster_rcnn_r18_fpn": "architecture: FasterRCNN\n"
+    # export_onnx: ppdet's single-image export path for R-CNNs (no per-image while loop, whose
+    # dy2static form ppdet 2.6 cannot build under Paddle 3: 0-d rois_num indexing); it appends
+    # one fixed [0, 0, 0, 0, 1, 1] row to ``bbox`` and counts it in ``bbox_num``
+    "faster_rcnn_r18_fpn": "architecture: FasterRCNN\nexport_onnx: true\n"
     + _RCNN.replace("{arch}", "FasterRCNN").replace("{mask}", ""),
-    "mask_rcnn_r18_fpn": "architecture: MaskRCNN\n"
+    "mask_rcnn_r18_fpn": "architecture: MaskRCNN\nexport_onnx: true\n"
     + _RCNN.replace("{arch}", "MaskRCNN").replace("{mask}", _MASK),
     "retinanet_r18_fpn": """
 architecture: RetinaNet
@@ -416,12 +450,52 @@ def _pir_multiclass_nms(
     return out, nms_rois_num if return_rois_num else None, index if return_index else None
 
 
+def _patch_tensor_index() -> None:
+    """``Tensor.__index__`` of a 1-element tensor under numpy 2 (see the module doc)."""
+    import paddle
+
+    paddle.Tensor.__index__ = lambda t: int(t.item())
+
+
+def _patch_concat_0d() -> None:
+    """``paddle.concat`` of 0-d tensors as in Paddle 2.4 (see the module doc)."""
+    import paddle
+
+    concat = paddle.concat
+
+    def concat_0d(x, axis=0, name=None):
+        if isinstance(x, (list, tuple)):
+            x = [paddle.reshape(t, [1]) if len(t.shape) == 0 else t for t in x]
+        return concat(x, axis=axis, name=name)
+
+    paddle.concat = paddle.jit.not_to_static(concat_0d)
+
+
+def _patch_rpn_rois_num_0d() -> None:
+    """RPN ``rois_num`` as the 1-element tensor it was in Paddle 2.4 (see the module doc)."""
+    import paddle
+    from ppdet.modeling.proposal_generator.rpn_head import RPNHead
+
+    gen_proposal = RPNHead._gen_proposal
+
+    def gen_proposal_1d(self, *args, **kwargs):
+        rois, rois_num = gen_proposal(self, *args, **kwargs)
+        if len(rois_num.shape) == 0:
+            rois_num = paddle.reshape(rois_num, [1])
+        return rois, rois_num
+
+    # plain op calls: dy2static runs it as is (ppdet's export_onnx path has no data-dependent
+    # Python control flow)
+    RPNHead._gen_proposal = paddle.jit.not_to_static(gen_proposal_1d)
+
+
 def _patch_ppdet_ops_for_pir() -> None:
     """Route ppdet's legacy-only op builders to Paddle 3's PIR-aware ones (see the module doc)."""
+    import paddle
     import paddle.vision.ops as vops
     from ppdet.modeling import ops
 
-    ops.multiclass_nms = _pir_multiclass_nms
+    ops.multiclass_nms = paddle.jit.not_to_static(_pir_multiclass_nms)
     for fn in ("prior_box", "box_coder", "generate_proposals", "distribute_fpn_proposals"):
         setattr(ops, fn, getattr(vops, fn))
     ops.matrix_nms = vops.matrix_nms
@@ -431,7 +505,11 @@ def _ppdet_model(name: str, d: Path):
     import paddle
 
     _install_pkg_resources_shim()
+    _patch_tensor_index()
     from ppdet.core.workspace import create, load_config
+
+    _patch_rpn_rois_num_0d()
+    _patch_concat_0d()
 
     if paddle.framework.in_pir_mode() or os.environ.get("FLAGS_enable_pir_api") == "1":
         _patch_ppdet_ops_for_pir()
@@ -490,7 +568,7 @@ def build_model(name: str, size: int, d: Path):
     source = MODELS[name][0]
     if source == "ppdet":
         model = _ppdet_model(name, d)
-        calib = {k: paddle.to_tensor(v) for k, v in det_inputs(size, 2, seed=99).items()}
+        calib = {k: paddle.to_tensor(v) for k, v in det_inputs(size, 1, seed=99).items()}
 
         def calibrate() -> object:
             return model(dict(calib))
