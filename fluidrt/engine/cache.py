@@ -1,10 +1,11 @@
 """The optim cache (``use_static``): built models saved as plans and reloaded without building.
 
 The key covers the program bytes, **the weights' bytes**, every setting that changes the build
-(the dynamic shape ranges, and the shape file's bytes with tuned dynamic shapes), and the
-fingerprint (versions, device). A plan whose recorded input ranges do not cover the config's
-is rebuilt. Entries are written atomically; one that fails to load
-(truncated, altered, another device or version) is rebuilt and replaced, never trusted.
+(the dynamic shape ranges, and the shape file's bytes with tuned dynamic shapes; for INT8 the
+calibration settings and the calibration table's bytes), and the fingerprint (versions,
+device). A plan whose recorded input ranges do not cover the config's is rebuilt. Entries are
+written atomically; one that fails to load (truncated, altered, another device or version) is
+rebuilt and replaced, never trusted.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -21,6 +23,7 @@ from fluidrt.engine.fingerprint import fingerprint
 from fluidrt.engine.plan import write_atomic
 from fluidrt.engine.shape_range import ShapeRange
 from fluidrt.errors import PlanError
+from fluidrt.settings import PrecisionType
 
 if TYPE_CHECKING:
     from fluidrt.engine.model import PartitionedModel
@@ -40,9 +43,21 @@ _BUILD_SETTINGS = (
     "max_input_shape",
     "opt_input_shape",
 )
+# INT8 with use_calib_mode: a plan built from one calibration is never reused for another
+_CALIB_SETTINGS = (
+    "calib_algorithm",
+    "calib_percentile",
+    "calib_num_inputs",
+    "calib_min_inputs",
+    "int8_sensitivity_threshold",
+    "int8_sensitivity_inputs",
+)
 
 
-def cache_key(files: list[str], settings: object, device: torch.device) -> str:
+def cache_key(
+    files: list[str], settings: object, device: torch.device, calib_files: Sequence[str] = ()
+) -> str:
+    """``calib_files``: the calibration table and its layer decisions, when they exist."""
     h = hashlib.sha256()
     for path in files:
         h.update(os.path.basename(path).encode() + b"\0")
@@ -51,7 +66,12 @@ def cache_key(files: list[str], settings: object, device: torch.device) -> str:
                 h.update(chunk)
     cfg = {k: getattr(settings, k) for k in _BUILD_SETTINGS}
     cfg["precision"] = int(cfg["precision"])
+    if settings.precision == PrecisionType.Int8 and settings.use_calib_mode:
+        cfg["calibration"] = {k: getattr(settings, k) for k in _CALIB_SETTINGS}
     h.update(json.dumps(cfg, sort_keys=True).encode())
+    for path in calib_files:
+        with open(path, "rb") as f:
+            h.update(b"calibration\0" + os.path.basename(path).encode() + b"\0" + f.read())
     if settings.tuned_dynamic_shape and settings.shape_range_info_path:
         with open(settings.shape_range_info_path, "rb") as f:
             h.update(b"shape_range_info\0" + f.read())
@@ -78,7 +98,12 @@ class PlanCache:
         directory = s.optim_cache_dir or os.path.join(
             os.path.dirname(os.path.abspath(files[0])), "_opt_cache"
         )
-        key = cache_key(files, s, device)
+        calib: list[str] = []
+        if s.precision == PrecisionType.Int8 and s.use_calib_mode:
+            from fluidrt.quant.flow import calibration_files
+
+            calib = calibration_files(config)
+        key = cache_key(files, s, device, calib)
         return cls(os.path.join(directory, f"fluidrt_{key[:40]}.plan"), device)
 
     def load(self, ranges: dict[str, ShapeRange] | None = None) -> PartitionedModel | None:

@@ -67,6 +67,12 @@ def _decisions_path(path: str) -> str:
     return path + ".layers.json"
 
 
+def calibration_files(config: Config) -> list[str]:
+    """This config's calibration table and layer decisions, those that exist (for plan keys)."""
+    path, _ = table_location(config)
+    return [p for p in (path, _decisions_path(path)) if os.path.exists(p)]
+
+
 def build_int8(
     graph: Graph, scales: dict[str, float], keep_float: Sequence[str], settings: Settings, device
 ) -> Any:
