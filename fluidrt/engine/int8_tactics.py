@@ -328,3 +328,6 @@ def _qgemm_triton(node: Node, consts: dict[int, torch.Tensor], device: torch.dev
         return [y]
 
     return run
+
+
+import fluidrt.engine.int8_cublas  # noqa: E402, F401  (cublas_int8: torch._int_mm + epilogue)
