@@ -23,6 +23,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator, Sequence
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -57,23 +58,30 @@ def parse_precision(value: str | int | PrecisionType) -> PrecisionType:
     return PrecisionType(value)
 
 
+def _ray_if_running() -> ModuleType | None:
+    """The ``ray`` module when this process is part of a Ray job (the class works without)."""
+    try:
+        import ray
+    except ImportError:
+        return None
+    return ray if ray.is_initialized() else None
+
+
 def actor_device(device: str = "auto") -> str:
     """``auto``: ``cuda:0`` when Ray gave this actor a GPU (Ray sets CUDA_VISIBLE_DEVICES to
     it, so it is device 0 of the visible ones), else ``cpu``."""
     if device != "auto":
         return device
-    import ray
-
-    if ray.is_initialized() and ray.get_gpu_ids():
+    ray = _ray_if_running()
+    if ray is not None and ray.get_gpu_ids():
         return "cuda:0"
     return "cpu"
 
 
 def actor_name() -> str:
     """Which actor (node and process) this is, for the stats columns and logs."""
-    import ray
-
-    if ray.is_initialized():
+    ray = _ray_if_running()
+    if ray is not None:
         ctx = ray.get_runtime_context()
         actor = ctx.get_actor_id()
         if actor is not None:

@@ -18,8 +18,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ray = pytest.importorskip("ray", reason="needs ray (pip install -r requirements-ray.txt)")
-pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow is not installed")
 pytest.importorskip("PIL", reason="pillow is not installed")
 
 import fluidrt  # noqa: E402
@@ -53,6 +51,7 @@ def model_file() -> str:
 
 @pytest.fixture(scope="module")
 def local_ray():
+    ray = pytest.importorskip("ray", reason="needs ray (pip install -r requirements-ray.txt)")
     if ray.is_initialized():
         ray.shutdown()
     # workers import the fluidrt of this checkout, whatever is installed
@@ -73,6 +72,7 @@ def _rel_l2(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.mark.slow
 def test_example_matches_plain_predictor(model_file: str, local_ray: None, tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow is not installed")
     images = write_images(tmp_path / "images", NUM_IMAGES)
     cache = tmp_path / "plans"
     out = tmp_path / "scores"
