@@ -79,16 +79,32 @@ def roi_align(
     else:
         grid_h = torch.ceil(roi_h / ph).long().cpu()
         grid_w = torch.ceil(roi_w / pw).long().cpu()
-    out = x.new_zeros((r, c, ph, pw))
+    # Each output bin is a weighted sum of input pixels: build those weights as one sparse
+    # [R*ph*pw, N*H*W] matrix (a few entries per sample) and multiply the pixels [N*H*W, C].
+    parts = []
     keys = torch.stack([grid_h, grid_w], 1)
     for gh, gw in torch.unique(keys, dim=0).tolist():
+        if gh <= 0 or gw <= 0:
+            continue  # an empty sampling grid averages nothing: 0
         sel = ((grid_h == gh) & (grid_w == gw)).nonzero().reshape(-1).to(x.device)
-        out[sel] = _align_group(x, batch[sel], b[sel], bin_h[sel], bin_w[sel], ph, pw, gh, gw)
-    return out
+        parts.append(
+            _align_weights(x.shape, sel, batch[sel], b[sel], bin_h[sel], bin_w[sel], ph, pw, gh, gw)
+        )
+    if not parts:
+        return x.new_zeros((r, c, ph, pw))
+    rows, cols, vals = (torch.cat(t) for t in zip(*parts, strict=True))
+    n, _, h, w = x.shape
+    weights = torch.sparse_coo_tensor(
+        torch.stack([rows, cols]), vals, (r * ph * pw, n * h * w), check_invariants=False
+    ).coalesce()  # indices are in range by construction (taps clamped to the image)
+    flat = x.permute(0, 2, 3, 1).reshape(-1, c)  # [N*H*W, C]: one row per pixel
+    out = torch.sparse.mm(weights, flat)  # [R*ph*pw, C]
+    return out.reshape(r, ph, pw, c).permute(0, 3, 1, 2).contiguous()
 
 
-def _align_group(
-    x: Tensor,
+def _align_weights(
+    shape: torch.Size,
+    roi_ids: Tensor,
     batch: Tensor,
     b: Tensor,
     bin_h: Tensor,
@@ -97,12 +113,11 @@ def _align_group(
     pw: int,
     gh: int,
     gw: int,
-) -> Tensor:
-    """RoI Align of RoIs sharing one sampling grid (gh x gw per bin)."""
-    dt, dev = x.dtype, x.device
-    count = max(gh * gw, 1)
-    if gh <= 0 or gw <= 0:
-        return x.new_zeros((b.shape[0], x.shape[1], ph, pw))
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Sparse RoI Align weights of RoIs sharing one sampling grid (gh x gw per bin): output
+    row (roi * ph + i) * pw + j, input pixel (image * H + y) * W + x, weight."""
+    dt, dev = b.dtype, b.device
+    _, _, h, w = shape
     iy = torch.arange(gh, dtype=dt, device=dev)
     ix = torch.arange(gw, dtype=dt, device=dev)
     py = torch.arange(ph, dtype=dt, device=dev)
@@ -112,29 +127,29 @@ def _align_group(
     ys = ys + (iy[None, None, :] + 0.5) * (bin_h / gh)[:, None, None]
     xs = b[:, 0, None, None] + px[None, :, None] * bin_w[:, None, None]
     xs = xs + (ix[None, None, :] + 0.5) * (bin_w / gw)[:, None, None]
-    h, w = x.shape[2], x.shape[3]
-    y0, y1, ly, vy = _linear_taps(ys.reshape(len(b), -1), h)  # [R, ph*gh]
-    x0, x1, lx, vx = _linear_taps(xs.reshape(len(b), -1), w)  # [R, pw*gw]
-    feat = x[batch]  # [R, C, H, W]
+    n = len(b)
+    y0, y1, ly, vy = _linear_taps(ys, h)  # [R, ph, gh]
+    x0, x1, lx, vx = _linear_taps(xs, w)  # [R, pw, gw]
 
-    def rows(idx: Tensor) -> Tensor:  # [R, C, ph*gh, W]
-        return torch.gather(feat, 2, idx[:, None, :, None].expand(-1, feat.shape[1], -1, w))
+    # broadcast to [R, ph, gh, pw, gw]
+    def yb(t: Tensor) -> Tensor:
+        return t[:, :, :, None, None]
 
-    def cols(t: Tensor, idx: Tensor) -> Tensor:  # [R, C, ph*gh, pw*gw]
-        return torch.gather(t, 3, idx[:, None, None, :].expand(-1, t.shape[1], t.shape[2], -1))
+    def xb(t: Tensor) -> Tensor:
+        return t[:, None, None, :, :]
 
-    r0, r1 = rows(y0), rows(y1)
-    hy, hx = (1 - ly)[:, None, :, None], (1 - lx)[:, None, None, :]
-    lyy, lxx = ly[:, None, :, None], lx[:, None, None, :]
-    val = (
-        hy * hx * cols(r0, x0)
-        + hy * lxx * cols(r0, x1)
-        + lyy * hx * cols(r1, x0)
-        + lyy * lxx * cols(r1, x1)
-    )
-    val = val * (vy[:, None, :, None] & vx[:, None, None, :]).to(dt)
-    val = val.reshape(len(b), x.shape[1], ph, gh, pw, gw)
-    return val.sum(dim=(3, 5)) / count
+    valid = (yb(vy) & xb(vx)).to(dt) / max(gh * gw, 1)
+    out_row = (roi_ids[:, None, None] * ph + torch.arange(ph, device=dev)[None, :, None]) * pw
+    out_row = out_row + torch.arange(pw, device=dev)[None, None, :]  # [R, ph, pw]
+    out_row = out_row[:, :, None, :, None].expand(n, ph, gh, pw, gw)
+    base = (batch * (h * w))[:, None, None, None, None]
+    rows, cols, vals = [], [], []
+    for yi, wy in ((y0, 1 - ly), (y1, ly)):
+        for xi, wx in ((x0, 1 - lx), (x1, lx)):
+            rows.append(out_row.reshape(-1))
+            cols.append((base + yb(yi) * w + xb(xi)).reshape(-1))
+            vals.append((yb(wy) * xb(wx) * valid).reshape(-1))
+    return torch.cat(rows), torch.cat(cols), torch.cat(vals)
 
 
 def _linear_taps(t: Tensor, size: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
