@@ -105,7 +105,28 @@ def add_build_args(p: argparse.ArgumentParser, *, engine_switch: bool = True) ->
     g.add_argument(
         "--precision", choices=PRECISIONS, default=None, help="engine precision (default fp32)"
     )
-    g.add_argument("--calib-data", metavar="DIR", help="INT8 calibration data (.npz files)")
+    g.add_argument(
+        "--int8",
+        dest="precision",
+        action="store_const",
+        const="int8",
+        help="INT8 engines (same as --precision int8)",
+    )
+    g.add_argument(
+        "--calib-data", metavar="DIR", help="INT8 calibration data (images or .npy arrays)"
+    )
+    g.add_argument(
+        "--calibrator",
+        choices=("entropy", "minmax", "percentile"),
+        help="INT8 calibration algorithm (default entropy)",
+    )
+    g.add_argument(
+        "--calib-inputs",
+        type=int,
+        metavar="N",
+        help="INT8: calibrate on the first N inputs (default 500; fewer than 100 is allowed "
+        "when given here)",
+    )
     g.add_argument("--min-shapes", metavar="SHAPES", help="smallest input shapes of the range")
     g.add_argument("--opt-shapes", metavar="SHAPES", help="input shapes to tune for")
     g.add_argument("--max-shapes", metavar="SHAPES", help="largest input shapes of the range")
@@ -294,6 +315,8 @@ def parse_device(text: str) -> Any:
 _BUILD_OPTIONS = (
     "precision",
     "calib_data",
+    "calibrator",
+    "calib_inputs",
     "min_shapes",
     "opt_shapes",
     "max_shapes",
@@ -367,9 +390,14 @@ def check_unsupported(args: argparse.Namespace) -> None:
     """Refuse build options the engine does not implement (rather than ignoring them)."""
     from fluidrt.inference import Config
 
+    for name in ("calib_data", "calibrator", "calib_inputs"):
+        if _given(args, name) and (getattr(args, "precision", None) or "fp32") != "int8":
+            flag = "--" + name.replace("_", "-")
+            raise CliError(f"{flag} only applies with --int8 (--precision int8)")
+    n = getattr(args, "calib_inputs", None)
+    if n is not None and n < 1:
+        raise CliError(f"--calib-inputs {n}: expected a positive number")
     if _given(args, "calib_data"):
-        if (getattr(args, "precision", None) or "fp32") != "int8":
-            raise CliError("--calib-data only applies with --precision int8")
         if not os.path.exists(args.calib_data):
             raise CliError(f"--calib-data {args.calib_data}: no such file or directory")
         if not hasattr(Config, "set_calibration_data"):
@@ -605,6 +633,13 @@ def make_config(
             cfg.set_timing_cache(args.timing_cache)
         if _given(args, "layer_precision"):
             cfg.set_layer_precision(parse_layer_precision(args.layer_precision))
+        if _given(args, "calibrator") or _given(args, "calib_inputs"):
+            n = getattr(args, "calib_inputs", None)
+            cfg.set_calibration(
+                num_inputs=n,
+                algorithm=getattr(args, "calibrator", None),
+                min_inputs=min(n, cfg.settings.calib_min_inputs) if n else None,
+            )
         if _given(args, "calib_data"):
             cfg.set_calibration_data(args.calib_data)
     return cfg
@@ -693,7 +728,9 @@ def build_session(
         optimized = run_passes(optimized, settings)
         if progress:
             progress("graph passes", 1, 1)
-    if engine:
+    if engine and int(settings.precision) == 1:  # PrecisionType.Int8
+        runner = _int8_runner(config, optimized.clone(), device)
+    elif engine:
         runner = partition_and_build(optimized.clone(), settings, device, progress)
     else:
         runner = NativeModel(optimized.clone(), device)
@@ -716,6 +753,21 @@ def build_session(
         batch=batch,
         shapes=shapes,
     )
+
+
+def _int8_runner(config: Any, graph: Any, device: Any) -> Any:
+    """INT8 at build time: calibrate on --calib-data (or reuse the table in the optim cache),
+    or, without it, use the model's own quantize/dequantize ops."""
+    from fluidrt.quant.flow import CalibratingModel, int8_runner
+
+    runner = int8_runner(config, graph, device)
+    model = runner.model if isinstance(runner, CalibratingModel) else runner
+    if model is None:
+        raise CliError(
+            "--int8: no calibration table for this model and no --calib-data DIR to calibrate "
+            "on (or pass a model that carries quantize/dequantize ops)"
+        )
+    return model
 
 
 # ---------------------------------------------------------------------------------------------

@@ -68,7 +68,7 @@ def test_build_refuses_unsupported_options(cli, models, tmp_path) -> None:
     )
     assert_one_line_error(r, "'image' dim 2", "fixes it to 16")  # dynamic dims need a model's -1
     r = cli("build", models["cnn"], "--precision", "int8", "--calib-data", tmp_path)
-    assert_one_line_error(r, "not supported yet")
+    assert_one_line_error(r, "no images or .npy arrays")  # an empty calibration directory
 
 
 def test_run_plan_saves_outputs(cli, built_plan, models, tmp_path) -> None:
