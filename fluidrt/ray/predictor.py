@@ -43,7 +43,6 @@ _PRECISIONS = {
     "half": PrecisionType.Half,
     "bfloat16": PrecisionType.Bfloat16,
     "bf16": PrecisionType.Bfloat16,
-    "int8": PrecisionType.Int8,
 }
 
 # what this process has done, whatever instance did it: a second build in one actor shows here
