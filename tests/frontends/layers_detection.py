@@ -522,3 +522,16 @@ def _interp(name: str):
 for _name, (_shape, _) in _INTERP.items():
     globals()[_name] = _interp(_name)
     INPUTS[_name] = lambda g, s=_shape: [g.standard_normal(s).astype("float32")]
+
+
+def topk_runtime_k():
+    """k computed from the input's shape, as PaddleDetection's RPN head does."""
+
+    def fn(self, x):
+        k = paddle.shape(x)[0] - 3
+        return paddle.topk(x, k, axis=0)
+
+    return _apply(fn, 1), [_f(None, 3)]
+
+
+INPUTS["topk_runtime_k"] = lambda g: [g.standard_normal((8, 3)).astype("float32")]

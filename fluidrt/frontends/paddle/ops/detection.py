@@ -287,17 +287,20 @@ def _collect_fpn(ctx: ImportContext, op: SourceOp) -> None:
 @paddle_op("top_k", "top_k_v2", "pd_op.topk")
 def _topk(ctx: ImportContext, op: SourceOp) -> None:
     """top_k (v1: last axis, largest), top_k_v2 / PIR topk (``axis``, ``largest``, ``sorted``);
-    k from the ``K`` tensor (PIR: input 1) when given, which must be a constant."""
+    k from the ``K`` tensor (PIR: input 1) when given, read at run time when it is computed."""
     x = _in(ctx, op, "X", 0)
     k_t = _opt(ctx, op, "K", 1)
-    k = ctx.const_ints(k_t, "top-k's k")[0] if k_t is not None else int(op.attrs["k"])
     attrs = {
-        "k": k,
         "axis": int(op.attrs.get("axis", -1)),
         "largest": bool(op.attrs.get("largest", True)),
         "sorted": bool(op.attrs.get("sorted", True)),
     }
-    outs = ctx.emit("topk", [x], attrs)
+    if k_t is not None and ctx.const_value(k_t) is None:  # k computed at run time
+        bind = {"op": "topk", "attrs": attrs, "bind": [["k", "int"]], "outputs": 2}
+        outs = ctx.emit("attrs_from_inputs", [x, k_t], bind)
+    else:
+        k = ctx.const_ints(k_t)[0] if k_t is not None else int(op.attrs["k"])
+        outs = ctx.emit("topk", [x], {"k": k, **attrs})
     _bind_all(ctx, op, [("Out", 0), ("Indices", 1)], outs)
 
 
