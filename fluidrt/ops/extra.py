@@ -249,11 +249,28 @@ def cumprod(x: Tensor, *, axis: int, exclusive: bool, reverse: bool) -> Tensor:
     return torch.flip(y, [ax]) if reverse else y
 
 
-@register_op("topk", attrs={"k": REQUIRED, "axis": -1, "largest": True, "sorted": True}, outputs=2)
-def topk(x: Tensor, *, k: int, axis: int, largest: bool, sorted: bool) -> tuple[Tensor, Tensor]:
+@register_op(
+    "topk",
+    attrs={"k": None, "axis": -1, "largest": True, "sorted": True},
+    inputs=(1, 2),
+    value_inputs=(1,),
+    outputs=2,
+)
+def topk(
+    x: Tensor, k_t: Tensor | None = None, *, k: int | None, axis: int, largest: bool, sorted: bool
+) -> tuple[Tensor, Tensor]:
     """The ``k`` largest (smallest) elements along ``axis`` and their int64 indices; equal
-    values keep the lower index first."""
+    values keep the lower index first. ``k`` is the attribute or, computed at run time, input 1
+    (then the size along ``axis`` is unknown until run time)."""
     ax = _axis(axis, x.dim())
+    if k_t is not None:
+        if k_t.device.type == "meta":
+            shape = list(x.shape)
+            shape[ax] = UNKNOWN_DIM
+            return x.new_empty(shape), x.new_empty(shape, dtype=torch.int64)
+        k = int(k_t.reshape(-1)[0])
+    if k is None:
+        raise ValueError("topk: no k (attribute or input 1)")
     if not 0 <= int(k) <= x.shape[ax]:
         raise ValueError(f"topk: k={k} is out of range for dim {x.shape[ax]}")
     values, indices = torch.sort(x, dim=ax, descending=bool(largest), stable=True)

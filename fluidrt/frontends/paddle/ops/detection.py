@@ -296,8 +296,7 @@ def _topk(ctx: ImportContext, op: SourceOp) -> None:
         "sorted": bool(op.attrs.get("sorted", True)),
     }
     if k_t is not None and ctx.const_value(k_t) is None:  # k computed at run time
-        bind = {"op": "topk", "attrs": attrs, "bind": [["k", "int"]], "outputs": 2}
-        outs = ctx.emit("attrs_from_inputs", [x, k_t], bind)
+        outs = ctx.emit("topk", [x, k_t], attrs)
     else:
         k = ctx.const_ints(k_t)[0] if k_t is not None else int(op.attrs["k"])
         outs = ctx.emit("topk", [x], {"k": k, **attrs})
