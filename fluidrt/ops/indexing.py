@@ -1,4 +1,5 @@
-"""Canonical index-producing tensor ops: ``argsort`` and ``meshgrid``."""
+"""Canonical index-producing and broadcasting tensor ops: ``argsort``, ``meshgrid``,
+``broadcast_tensors``."""
 
 from __future__ import annotations
 
@@ -23,3 +24,13 @@ def meshgrid(*xs: Tensor, num: int) -> list[Tensor]:
     if len(xs) != num:
         raise ValueError(f"meshgrid: {len(xs)} inputs, but num={num}")
     return [t.contiguous() for t in torch.meshgrid(*[x.reshape(-1) for x in xs], indexing="ij")]
+
+
+@register_op(
+    "broadcast_tensors", inputs=(1, VARIADIC), outputs=lambda a: int(a["num"]), attrs={"num": 1}
+)
+def broadcast_tensors(*xs: Tensor, num: int) -> list[Tensor]:
+    """The ``num`` inputs expanded to their common broadcast shape (NumPy rules)."""
+    if len(xs) != num:
+        raise ValueError(f"broadcast_tensors: {len(xs)} inputs, but num={num}")
+    return [t.contiguous() for t in torch.broadcast_tensors(*xs)]

@@ -535,3 +535,24 @@ def topk_runtime_k():
 
 
 INPUTS["topk_runtime_k"] = lambda g: [g.standard_normal((8, 3)).astype("float32")]
+
+
+def grid_sample_broadcast():
+    """Mask R-CNN's mask pasting: broadcast_tensors of the grid axes, then grid_sample."""
+
+    def fn(self, x, gx, gy):
+        gx, gy = paddle.broadcast_tensors([gx[:, None, :], gy[:, :, None]])
+        grid = paddle.stack([gx, gy], axis=3)
+        if _pir():
+            return nn.functional.grid_sample(x, grid, align_corners=False)
+        attrs = {"mode": "bilinear", "padding_mode": "zeros", "align_corners": False}
+        return _op("grid_sampler", {"X": x, "Grid": grid}, attrs, {"Output": "float32"})[0]
+
+    return _apply(fn, 3), [_f(None, 3, 6, 7), _f(None, 9, name="gx"), _f(None, 5, name="gy")]
+
+
+INPUTS["grid_sample_broadcast"] = lambda g: [
+    g.standard_normal((2, 3, 6, 7)).astype("float32"),
+    g.uniform(-1.1, 1.1, (2, 9)).astype("float32"),
+    g.uniform(-1.1, 1.1, (2, 5)).astype("float32"),
+]

@@ -505,3 +505,31 @@ def test_meshgrid() -> None:
     got = run("meshgrid", a, b, c, num=3)
     for k in range(3):
         assert_close(got[k], np_(want[k]), what=f"meshgrid {k}")
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+@pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_grid_sample(mode: str, padding_mode: str, align_corners: bool) -> None:
+    g = rng(17)
+    x = g.standard_normal((2, 3, 6, 7)).astype("float32")
+    grid = g.uniform(-1.2, 1.2, (2, 4, 5, 2)).astype("float32")
+    want = paddle.nn.functional.grid_sample(
+        paddle.to_tensor(x), paddle.to_tensor(grid), mode, padding_mode, align_corners
+    )
+    got = run(
+        "grid_sample", x, grid, mode=mode, padding_mode=padding_mode, align_corners=align_corners
+    )
+    assert_close(got[0], np_(want), what="grid_sample")
+
+
+def test_broadcast_tensors() -> None:
+    g = rng(18)
+    a, b = (
+        g.standard_normal((3, 1, 4)).astype("float32"),
+        g.standard_normal((5, 1)).astype("float32"),
+    )
+    want = paddle.broadcast_tensors([paddle.to_tensor(a), paddle.to_tensor(b)])
+    got = run("broadcast_tensors", a, b, num=2)
+    for k in range(2):
+        assert_close(got[k], np_(want[k]), what=f"broadcast_tensors {k}")

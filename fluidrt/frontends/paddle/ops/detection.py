@@ -327,3 +327,27 @@ def _meshgrid(ctx: ImportContext, op: SourceOp) -> None:
     outs = outs if isinstance(outs, list) else [outs]
     for k, v in enumerate(outs):
         ctx.bind(op, _slot(op, "Out", 0), v, k)
+
+
+@paddle_op("broadcast_tensors", "pd_op.broadcast_tensors")
+def _broadcast_tensors(ctx: ImportContext, op: SourceOp) -> None:
+    xs = ctx.inputs(op, _slot(op, "X", 0))
+    outs = ctx.emit("broadcast_tensors", xs, {"num": len(xs)})
+    outs = outs if isinstance(outs, list) else [outs]
+    for k, v in enumerate(outs):
+        ctx.bind(op, _slot(op, "Out", 0), v, k)
+
+
+@paddle_op("grid_sampler", "pd_op.grid_sample")
+def _grid_sample(ctx: ImportContext, op: SourceOp) -> None:
+    """Bilinear / nearest sampling at normalized grid coordinates (Mask R-CNN mask pasting)."""
+    mode = str(op.attrs.get("mode", "bilinear"))
+    if mode not in ("bilinear", "nearest"):
+        raise UnsupportedOpError(f"{ctx.where()}: grid_sample mode {mode!r} is not supported")
+    attrs = {
+        "mode": mode,
+        "padding_mode": str(op.attrs.get("padding_mode", "zeros")),
+        "align_corners": bool(op.attrs.get("align_corners", True)),
+    }
+    x, grid = _in(ctx, op, "X", 0), _in(ctx, op, "Grid", 1)
+    ctx.bind(op, _slot(op, "Output", 0), ctx.emit("grid_sample", [x, grid], attrs))
