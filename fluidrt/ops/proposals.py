@@ -51,6 +51,7 @@ def _decode(anchors: np.ndarray, deltas: np.ndarray, var: np.ndarray | None, off
         "min_size": 0.1,
         "eta": 1.0,
         "pixel_offset": True,
+        "im_info": False,
     },
     inputs=5,
     outputs=3,
@@ -68,11 +69,14 @@ def generate_proposals(
     min_size: float,
     eta: float,
     pixel_offset: bool,
+    im_info: bool,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """RPN proposals per image: decode the top ``pre_nms_top_n`` anchors, clip to the image,
     drop boxes smaller than ``min_size``, NMS, keep ``post_nms_top_n``. scores [N, A, H, W],
     deltas [N, 4A, H, W], im_shape [N, 2] (h, w), anchors/variances [H, W, A, 4].
-    Returns rois [R, 4], probs [R, 1], counts [N] int32."""
+    Returns rois [R, 4], probs [R, 1], counts [N] int32. NMS visits equal scores last index
+    first, as Paddle's. ``im_info``: the v1 op, im_shape [N, 3] (h, w, scale) with ``min_size``
+    measured in the unscaled image."""
     n = scores.shape[0]
     if _is_meta(scores, deltas, im_shape):
         return (
@@ -97,12 +101,17 @@ def generate_proposals(
         im_h, im_w = info[i, 0], info[i, 1]
         props[:, 0::2] = np.maximum(np.minimum(props[:, 0::2], im_w - dt(off)), dt(0))
         props[:, 1::2] = np.maximum(np.minimum(props[:, 1::2], im_h - dt(off)), dt(0))
-        keep = _filter(props, dt(max(min_size, 1.0)), im_h, im_w, off)
+        scale = info[i, 2] if im_info else None
+        keep = _filter(props, dt(max(min_size, 1.0)), im_h, im_w, off, scale)
         if len(keep) == 0:
             props, sc_kept = np.zeros((1, 4), dt), np.zeros((1,), dt)
+        elif nms_thresh <= 0:  # Paddle skips NMS and the post-NMS cut
+            props, sc_kept = props[keep], sc[order][keep]
         else:
             props, sc_kept = props[keep], sc[order][keep]
-            kept = greedy_nms(props, np.arange(len(props)), nms_thresh, eta, not pixel_offset)
+            pos = np.arange(len(props))
+            by_score = np.lexsort((-pos, -sc_kept))  # score descending, ties last index first
+            kept = greedy_nms(props, by_score, nms_thresh, eta, not pixel_offset)
             if post_nms_top_n > 0:
                 kept = kept[:post_nms_top_n]
             props, sc_kept = props[kept], sc_kept[kept]
@@ -117,15 +126,20 @@ def generate_proposals(
     )
 
 
-def _filter(props: np.ndarray, min_size: float, im_h: float, im_w: float, off: float):
+def _filter(
+    props: np.ndarray, min_size: float, im_h: float, im_w: float, off: float, scale: float | None
+) -> np.ndarray:
     """Indices of the boxes at least ``min_size`` wide and high (centre inside the image when
-    ``off``, Paddle's pixel-offset convention)."""
+    ``off``, Paddle's pixel-offset convention; sizes divided by ``scale`` when given)."""
     dt = props.dtype.type
     ws = props[:, 2] - props[:, 0] + dt(off)
     hs = props[:, 3] - props[:, 1] + dt(off)
     if off:
         cx = props[:, 0] + ws / dt(2)
         cy = props[:, 1] + hs / dt(2)
+        if scale is not None:
+            ws = (props[:, 2] - props[:, 0]) / scale + dt(1)
+            hs = (props[:, 3] - props[:, 1]) / scale + dt(1)
         ok = (ws >= min_size) & (hs >= min_size) & (cx <= im_w) & (cy <= im_h)
     else:
         ok = (ws >= min_size) & (hs >= min_size)

@@ -556,3 +556,32 @@ INPUTS["grid_sample_broadcast"] = lambda g: [
     g.uniform(-1.1, 1.1, (2, 9)).astype("float32"),
     g.uniform(-1.1, 1.1, (2, 5)).astype("float32"),
 ]
+
+
+def generate_proposals_v1():
+    """The fluid-era ``generate_proposals`` (ProgramDesc only): ``ImInfo`` rows h, w, scale."""
+    anchors = rpn_fpn()[0].anchors.numpy()
+
+    def fn(self, scores, deltas, im_info):
+        ins = {
+            "Scores": scores,
+            "BboxDeltas": deltas,
+            "ImInfo": im_info,
+            "Anchors": self.anchors,
+            "Variances": self.var,
+        }
+        attrs = {"pre_nms_topN": 80, "post_nms_topN": 60, "nms_thresh": 0.8, "min_size": 24.0}
+        attrs["eta"] = 1.0
+        outs = {"RpnRois": "float32", "RpnRoiProbs": "float32", "RpnRoisNum": "int32"}
+        return tuple(_op("generate_proposals", ins, attrs, outs))
+
+    specs = [_f(None, 3, 6, 8, name="scores"), _f(None, 12, 6, 8, name="deltas")]
+    specs.append(_f(None, 3, name="im_info"))
+    return _apply(fn, 3, anchors=anchors, var=np.ones_like(anchors)), specs
+
+
+INPUTS["generate_proposals_v1"] = lambda g: [
+    g.uniform(0, 1, (2, 3, 6, 8)).astype("float32"),
+    (g.standard_normal((2, 12, 6, 8)) * 0.3).astype("float32"),
+    np.array([[96, 128, 1.5], [80, 100, 2.0]], "float32"),
+]

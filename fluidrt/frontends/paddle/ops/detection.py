@@ -236,12 +236,15 @@ def _deformable_conv(ctx: ImportContext, op: SourceOp) -> None:
 
 
 # ---- proposals and FPN routing --------------------------------------------------------------
-@paddle_op("generate_proposals_v2", "pd_op.generate_proposals")
+@paddle_op("generate_proposals", "generate_proposals_v2", "pd_op.generate_proposals")
 def _generate_proposals(ctx: ImportContext, op: SourceOp) -> None:
+    """v2 (``ImShape`` [N, 2], ``pixel_offset``) and the v1 ProgramDesc op (``ImInfo`` [N, 3]
+    h, w, scale; pixel offset always on)."""
+    v1 = op.type == "generate_proposals"
     ins = [
         _in(ctx, op, "Scores", 0),
         _in(ctx, op, "BboxDeltas", 1),
-        _in(ctx, op, "ImShape", 2),
+        _in(ctx, op, "ImInfo" if v1 else "ImShape", 2),
         _in(ctx, op, "Anchors", 3),
         _in(ctx, op, "Variances", 4),
     ]
@@ -256,6 +259,8 @@ def _generate_proposals(ctx: ImportContext, op: SourceOp) -> None:
             "pixel_offset": "pixel_offset",
         },
     )
+    if v1:
+        attrs.update(pixel_offset=True, im_info=True)
     outs = ctx.emit("generate_proposals", ins, attrs)
     _bind_all(ctx, op, [("RpnRois", 0), ("RpnRoiProbs", 1), ("RpnRoisNum", 2)], outs)
 
