@@ -533,3 +533,44 @@ def test_broadcast_tensors() -> None:
     got = run("broadcast_tensors", a, b, num=2)
     for k in range(2):
         assert_close(got[k], np_(want[k]), what=f"broadcast_tensors {k}")
+
+
+# ---- shape inference: data-dependent sizes are unknown ("?"), dtypes exact ----------------------
+def _infer(op: str, inputs: list[tuple[tuple, str]], attrs: dict, n_out: int):
+    from fluidrt.ir.graph import Graph
+    from fluidrt.ops.infer import infer_node
+
+    g = Graph(name="t")
+    vals = [g.add_input(f"in{i}", s, d) for i, (s, d) in enumerate(inputs)]
+    node = g.add_node(op, vals, attrs, outputs=[f"o{i}" for i in range(n_out)], name="n")
+    infer_node(node)
+    return [(v.shape, v.dtype) for v in node.outputs]
+
+
+def test_data_dependent_shapes() -> None:
+    nms = _infer("multiclass_nms", [(("N", 100, 4), "float32"), (("N", 3, 100), "float32")], {}, 3)
+    assert nms == [(("?", 6), "float32"), (("?", 1), "int32"), (("N",), "int32")]
+    props = _infer(
+        "generate_proposals",
+        [
+            (("N", 3, 4, 5), "float32"),
+            (("N", 12, 4, 5), "float32"),
+            (("N", 2), "float32"),
+            ((4, 5, 3, 4), "float32"),
+            ((4, 5, 3, 4), "float32"),
+        ],
+        {},
+        3,
+    )
+    assert props == [(("?", 4), "float32"), (("?", 1), "float32"), (("N",), "int32")]
+    topk = _infer("topk", [(("N", 7), "float32"), ((), "int64")], {"axis": 1}, 2)
+    assert topk == [(("N", "?"), "float32"), (("N", "?"), "int64")]
+    nz = _infer("nonzero", [((3, 4), "bool")], {}, 1)
+    assert nz == [((2, "?"), "int64")]
+    align = _infer(
+        "roi_align",
+        [(("N", 8, 10, 10), "float32"), (("?", 4), "float32"), (("N",), "int32")],
+        {"pooled_height": 7, "pooled_width": 7},
+        1,
+    )
+    assert align == [(("?", 8, 7, 7), "float32")]
