@@ -207,7 +207,7 @@ def _epilogue(
 
 # sizes that vary per layer are not specialized on divisibility by 16 (that would compile a
 # variant per spatial size); C and the row strides stay specialized (16-byte vector loads)
-@triton.jit(do_not_specialize=["M", "H", "W", "P", "Q", "stride_rm", "stride_ws"])
+@triton.jit(do_not_specialize=["M", "H", "W", "P", "Q"])
 def _conv_int8_kernel(
     x,
     w,

@@ -25,7 +25,7 @@ from fluidrt.kernels.int8_conv import _INT32_LIMIT, _check_vector, _epilogue, _e
 _BLOCK_M = 64
 
 
-@triton.jit(do_not_specialize=["M", "stride_am", "stride_om", "stride_rm"])
+@triton.jit(do_not_specialize=["M"])
 def _int32_epilogue_kernel(
     acc,
     out,

@@ -169,6 +169,7 @@ class CalibratingModel:
         self.output_names = list(graph.meta.get("output_names") or [v.name for v in graph.outputs])
         self.calibrator = make_calibrator(s.calib_algorithm, s.calib_percentile)
         self.recorder = RecordingExecutor(graph, self.calibrator, device)
+        self.device = torch.device(device)
         self.sample: list[list[torch.Tensor]] = []
         self.calibration_passes = 0
         self.model: Any = None
@@ -198,7 +199,7 @@ class CalibratingModel:
 
         shape = self.inputs[0].shape or ()
         size = shape[-1] if len(shape) == 4 and isinstance(shape[-1], int) else 224
-        data = torch.from_numpy(load_image_dir(directory, size))
+        data = torch.from_numpy(load_image_dir(directory, size)).to(self.device)
         s = self.settings
         if len(data) < s.calib_min_inputs:
             raise ConfigError(
