@@ -198,29 +198,22 @@ def roi_pool(
         torch.trunc(rois.double().cpu() * spatial_scale + torch.sign(rois.double().cpu()) * 0.5),
         corners,
     ).long()
+    # Paddle's bins of a RoI L pixels long are [floor(i * L / n), ceil((i + 1) * L / n)):
+    # adaptive max pooling of the RoI's crop, with pixels outside the image at -inf
     for k in range(r):
         x1, y1, x2, y2 = corners[k].tolist()
-        hs, he = _bins(y1, y2, ph, h)
-        ws, we = _bins(x1, x2, pw, w)
-        feat = x[batch[k]]
-        for i in range(ph):
-            for j in range(pw):
-                if he[i] <= hs[i] or we[j] <= ws[j]:
-                    continue
-                win = feat[:, hs[i] : he[i], ws[j] : we[j]].reshape(c, -1)
-                val, idx = win.max(dim=1)
-                ww = we[j] - ws[j]
-                out[k, :, i, j] = val
-                arg[k, :, i, j] = (hs[i] + idx // ww) * w + ws[j] + idx % ww
+        rows = torch.arange(y1, y1 + max(y2 - y1 + 1, 1), device=x.device)
+        cols = torch.arange(x1, x1 + max(x2 - x1 + 1, 1), device=x.device)
+        crop = x[batch[k]][:, rows.clamp(0, h - 1)][:, :, cols.clamp(0, w - 1)]
+        inside = ((rows >= 0) & (rows < h))[:, None] & ((cols >= 0) & (cols < w))[None, :]
+        crop = crop.masked_fill(~inside, -math.inf)
+        val, idx = F.adaptive_max_pool2d(crop[None], (ph, pw), return_indices=True)
+        val, idx = val[0], idx[0]
+        empty = torch.isneginf(val)
+        pos = rows[idx // len(cols)] * w + cols[idx % len(cols)]
+        out[k] = val.masked_fill(empty, 0.0)
+        arg[k] = pos.masked_fill(empty, -1)
     return out, arg
-
-
-def _bins(start: int, end: int, pooled: int, size: int) -> tuple[list[int], list[int]]:
-    length = max(end - start + 1, 1)
-    bin_size = length / pooled
-    lo = [min(max(int(math.floor(i * bin_size)) + start, 0), size) for i in range(pooled)]
-    hi = [min(max(int(math.ceil((i + 1) * bin_size)) + start, 0), size) for i in range(pooled)]
-    return lo, hi
 
 
 # ---- psroi_pool -----------------------------------------------------------------------------
