@@ -140,6 +140,20 @@ def test_prior_box(attrs: dict) -> None:
         assert_close(got[k], np_(want[k]), what=f"prior_box output {k}")
 
 
+def test_density_prior_box() -> None:
+    """Against Paddle 2.6.2's kernel (the op is gone from Paddle 3): outputs stored by
+    tests/ops/data/density_prior_box_ref.py."""
+    import json
+    from pathlib import Path
+
+    ref = np.load(Path(__file__).parent / "data" / "density_prior_box_ref.npz")
+    feat, image = np.zeros((1, 4, 5, 6), "float32"), np.zeros((1, 3, 43, 61), "float32")
+    for k, attrs in enumerate(json.loads(str(ref["cases"]))):
+        got = run("density_prior_box", feat, image, **attrs)
+        assert_close(got[0], ref[f"boxes{k}"], what=f"density_prior_box case {k} boxes")
+        assert_close(got[1], ref[f"vars{k}"], what=f"density_prior_box case {k} variances")
+
+
 def test_anchor_generator() -> None:
     feat = np.zeros((1, 4, 5, 6), "float32")
     attrs = dict(
