@@ -201,7 +201,7 @@ def _f32(v: float) -> float:
         "fixed_ratios": REQUIRED,
         "densities": REQUIRED,
         "variances": [0.1, 0.1, 0.2, 0.2],
-        "clip": False,
+        "clip": True,
         "step_w": 0.0,
         "step_h": 0.0,
         "offset": 0.5,
