@@ -277,6 +277,21 @@ def test_multiclass_nms3(attrs: dict) -> None:
     np.testing.assert_array_equal(np.sort(got[1].ravel()), np.sort(np_(index).ravel()))
 
 
+def test_multiclass_nms2() -> None:
+    """Against Paddle 2.6.2's ``multiclass_nms2`` kernel (gone from Paddle 3): outputs stored
+    by tests/ops/data/multiclass_nms2_ref.py; nothing kept gives [0, 6] (not v1's [-1] row)."""
+    import json
+    from pathlib import Path
+
+    ref = np.load(Path(__file__).parent / "data" / "multiclass_nms2_ref.npz")
+    for k, attrs in enumerate(json.loads(str(ref["cases"]))):
+        full = {"nms_eta": 1.0, "normalized": False, "background_label": 0, **attrs}
+        got = run("multiclass_nms", ref["boxes"], ref["scores"], **full)
+        assert_same_detections(got[0], ref[f"out{k}"], f"multiclass_nms2 case {k}")
+        np.testing.assert_array_equal(np.sort(got[1].ravel()), np.sort(ref[f"index{k}"].ravel()))
+        np.testing.assert_array_equal(got[2], np.diff(ref[f"lod{k}"]))
+
+
 def test_multiclass_nms3_rois_num() -> None:
     """2-D scores [M, C] with per-class boxes [M, C, 4] split into images by RoisNum."""
     g = rng(6)
