@@ -118,9 +118,13 @@ def _check_detection(outs: list, expected: list, what: str) -> dict:
 
 
 def _check_partition(summary: str, what: str) -> None:
-    assert re.search(r"segment \d+: engine", summary), f"{what}: no engine segment\n{summary}"
-    nms = re.search(r"\((multiclass_nms\w*|matrix_nms)\): no engine layer", summary)
+    """The NMS sits in a native segment that comes after an engine segment."""
+    segments = [s for s in re.split(r"^(?=segment \d+: )", summary, flags=re.M) if s.strip()]
+    kinds = [re.match(r"segment \d+: (\w+)", s).group(1) for s in segments]
+    nms_re = r"\((multiclass_nms\w*|matrix_nms)\): no engine layer"
+    nms = [i for i, s in enumerate(segments) if re.search(nms_re, s)]
     assert nms, f"{what}: NMS not listed in a native segment\n{summary}"
+    assert "engine" in kinds[: nms[0]], f"{what}: no engine segment before the NMS\n{summary}"
 
 
 @pytest.mark.slow
