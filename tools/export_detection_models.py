@@ -73,7 +73,7 @@ import export_models as base  # noqa: E402 - the sibling tool, for its helpers
 DEFAULT_OUT = base.DEFAULT_OUT
 FORMATS = base.FORMATS
 # Bump when the export recipe changes, so cached exports are redone.
-RECIPE = 3
+RECIPE = 4
 NUM_CLASSES = 80
 
 # name -> (source, input sizes)
@@ -83,9 +83,17 @@ MODELS: dict[str, tuple[str, tuple[int, int]]] = {
     "faster_rcnn_r18_fpn": ("ppdet", (320, 416)),
     "mask_rcnn_r18_fpn": ("ppdet", (320, 416)),
     "retinanet_r18_fpn": ("ppdet", (320, 416)),
+    # the same model exported with the batch fixed to 1 (see STATIC_BATCH)
+    "retinanet_r18_fpn_b1": ("ppdet", (320, 416)),
     "pp_liteseg_stdc1": ("paddleseg", (256, 384)),
     "deeplabv3p_resnet18_vd": ("paddleseg", (256, 384)),
 }
+# Exported with batch 1 instead of PaddleDetection's dynamic batch: ppdet's RetinaHead loops over
+# the images, which dy2static turns into a while loop over tensor arrays for a dynamic batch
+# (exported as is under "retinanet_r18_fpn") and unrolls for a fixed one.
+STATIC_BATCH = {"retinanet_r18_fpn_b1": 1}
+# ppdet config of each model (the _b1 variants share their model's)
+CONFIG_OF = {"retinanet_r18_fpn_b1": "retinanet_r18_fpn"}
 # Detection: the NMS score threshold is set so that the seeded input keeps about this many boxes,
 # in the widest score gap of this range (so fp32 noise cannot move a box across it).
 TARGET_BOXES = (20, 40)
@@ -513,7 +521,7 @@ def _ppdet_model(name: str, d: Path):
 
     if paddle.framework.in_pir_mode() or os.environ.get("FLAGS_enable_pir_api") == "1":
         _patch_ppdet_ops_for_pir()
-    text = f"num_classes: {NUM_CLASSES}\nnorm_type: bn\n" + PPDET_CONFIGS[name]
+    text = f"num_classes: {NUM_CLASSES}\nnorm_type: bn\n" + PPDET_CONFIGS[CONFIG_OF.get(name, name)]
     cfg_file = d / "config.yml"
     cfg_file.write_text(text)
     cfg = load_config(str(cfg_file))
@@ -629,6 +637,26 @@ def _paddle_reference(prog: Path, params: Path, feeds: dict) -> tuple[list[str],
     return names, paddle_infer(str(prog), str(params), [feeds[n] for n in names], onednn=False)
 
 
+def _save_pruned(model, path: str, spec: list) -> None:
+    """``paddle.jit.save``; for a detection spec, drop the ``im_shape`` / ``scale_factor`` feeds
+    the program does not use (ppdet's exporter prunes them too; Paddle refuses unused feeds)."""
+    import itertools
+
+    import paddle
+
+    optional = [k for k in ("im_shape", "scale_factor") if isinstance(spec[0], dict)]
+    drops = [()] + [c for r in (1, 2) for c in itertools.combinations(optional, r)]
+    static = paddle.jit.to_static(model, input_spec=spec, full_graph=True)
+    for i, drop in enumerate(drops):
+        pruned = [{k: v for k, v in spec[0].items() if k not in drop}] if drop else spec
+        try:
+            paddle.jit.save(static, path, input_spec=pruned)
+            return
+        except ValueError as exc:
+            if "not involved in the target_vars" not in str(exc) or i == len(drops) - 1:
+                raise
+
+
 def worker(name: str, size: int, fmt: str, out: Path) -> int:
     import traceback
 
@@ -651,18 +679,20 @@ def worker(name: str, size: int, fmt: str, out: Path) -> int:
         if MODELS[name][0] == "ppdet":
             feeds = det_inputs(size)
             status.update(tune_score_threshold(model, feeds))
+            batch = STATIC_BATCH.get(name)
+            status["batch"] = batch or "dynamic"
             spec = [
                 {
-                    "image": InputSpec([None, 3, size, size], "float32", "image"),
-                    "im_shape": InputSpec([None, 2], "float32", "im_shape"),
-                    "scale_factor": InputSpec([None, 2], "float32", "scale_factor"),
+                    "image": InputSpec([batch, 3, size, size], "float32", "image"),
+                    "im_shape": InputSpec([batch, 2], "float32", "im_shape"),
+                    "scale_factor": InputSpec([batch, 2], "float32", "scale_factor"),
                 }
             ]
         else:
             x = np.random.RandomState(1234).standard_normal((1, 3, size, size))
             feeds = {"x": x.astype("float32")}
             spec = [InputSpec([None, 3, size, size], "float32", "x")]
-        paddle.jit.save(model, str(d / "model"), input_spec=spec)
+        _save_pruned(model, str(d / "model"), spec)
         prog, params = model_files(name, size, fmt, out)
         if not prog.is_file():
             found = sorted(p.name for p in d.iterdir())
