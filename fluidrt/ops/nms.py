@@ -3,6 +3,12 @@
 Specified after Paddle's CPU kernels (``nms_kernel.cc``, ``multiclass_nms3_kernel.cc``,
 ``matrix_nms_kernel.cc``). The number of kept boxes depends on the data, so on meta tensors these
 ops give an unknown (``?``) row count and always run natively.
+
+All work is batched torch ops on the inputs' device (no per-candidate Python loop): candidates of
+every class come from one stable sort, greedy NMS resolves blocks of candidates of all classes at
+once (IoU with the boxes kept so far, then the greedy order inside the block as a fixed point), and
+``keep_top_k`` stops the resolution as soon as no unresolved candidate can reach the result.
+IoUs use the same float operations, in the same order, as Paddle's ``JaccardOverlap``.
 """
 
 from __future__ import annotations
@@ -15,6 +21,11 @@ from fluidrt.ops.registry import register_op
 
 Tensor = torch.Tensor
 
+_FIRST_BLOCK = 16  # candidates per class in the first greedy block; blocks then double ...
+_MAX_BLOCK = 128  # ... up to this many
+_MATRIX_CHUNK = 1 << 23  # elements of one [classes, K, K] matrix-NMS batch
+_PAIR_CHUNK = 1 << 16  # elements of one [rows, P, Q] IoU batch on the CPU
+
 
 def _is_meta(*ts: Tensor | None) -> bool:
     return any(t is not None and t.device.type == "meta" for t in ts)
@@ -24,11 +35,156 @@ def _meta(shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
     return torch.empty(shape, dtype=dtype, device="meta")
 
 
-def _score_order(scores: np.ndarray, threshold: float, top_k: int) -> np.ndarray:
-    """Indices with score > threshold, stably sorted by descending score, first ``top_k``."""
-    idx = np.nonzero(scores > scores.dtype.type(threshold))[0]
-    idx = idx[np.argsort(-scores[idx], kind="stable")]
-    return idx[:top_k] if top_k > -1 else idx
+def _candidates(scores: Tensor, threshold: float, top_k: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Per row of ``scores`` [C, M]: the indices with score > threshold stably sorted by
+    descending score (ties by index), the first ``top_k`` (all when -1). Returns order [C, K],
+    their scores [C, K] and valid [C, K] (a prefix of each row)."""
+    thr = torch.tensor(threshold, dtype=scores.dtype, device=scores.device)
+    s = scores.masked_fill(~(scores > thr), float("-inf"))  # NaN scores are never candidates
+    c, m = s.shape
+    k = m if top_k <= -1 else min(top_k, m)
+    if 0 < k < m:  # the stable top k without sorting whole rows: all above the k-th value,
+        kth = torch.topk(s, k, dim=1, sorted=False).values.amin(1, keepdim=True)
+        above, tie = s > kth, s == kth  # then the first indices tied with it
+        fill = k - above.sum(1, keepdim=True)
+        take = above | (tie & (torch.cumsum(tie, 1) <= fill))
+        first = torch.nonzero(take)[:, 1].reshape(c, k)
+        vals, pos = torch.sort(s.gather(1, first), dim=1, descending=True, stable=True)
+        return first.gather(1, pos), vals, vals > thr
+    vals, order = torch.sort(s, dim=1, descending=True, stable=True)
+    return order[:, :k], vals[:, :k], vals[:, :k] > thr
+
+
+def _areas(boxes: Tensor, norm: float) -> Tensor:
+    """Paddle's BBoxArea: 0 for inverted boxes, else (w + norm) * (h + norm)."""
+    w, h = boxes[..., 2] - boxes[..., 0], boxes[..., 3] - boxes[..., 1]
+    inverted = (w < 0) | (h < 0)
+    if norm:
+        w, h = w + norm, h + norm
+    return torch.where(inverted, 0.0, w * h)
+
+
+def _pair_iou(a: Tensor, area_a: Tensor, b: Tensor, area_b: Tensor, norm: float) -> Tensor:
+    """IoU of every box of ``a`` [..., P, 4] with every box of ``b`` [..., Q, 4] -> [..., P, Q],
+    as Paddle's JaccardOverlap: 0 for disjoint boxes, (w + norm) * (h + norm) intersections,
+    NaN where the boxes hold NaN."""
+    ax1, ay1, ax2, ay2 = (a[..., :, None, j] for j in range(4))
+    bx1, by1, bx2, by2 = (b[..., None, :, j] for j in range(4))
+    iw = torch.minimum(ax2, bx2).sub_(torch.maximum(ax1, bx1))
+    ih = torch.minimum(ay2, by2).sub_(torch.maximum(ay1, by1))
+    if norm:
+        iw.add_(norm)
+        ih.add_(norm)
+    inter = iw.mul_(ih)
+    union = (area_a[..., :, None] + area_b[..., None, :]).sub_(inter)
+    disjoint = (bx1 > ax2).logical_or_(bx2 < ax1).logical_or_(by1 > ay2).logical_or_(by2 < ay1)
+    return inter.div_(union).masked_fill_(disjoint, 0.0)
+
+
+def _max_iou(
+    a: Tensor, area_a: Tensor, b: Tensor, area_b: Tensor, b_n: Tensor, norm: float
+) -> Tensor:
+    """Per box of ``a`` [R, P, 4]: its largest IoU with the first ``b_n`` [R] boxes of ``b``
+    [R, Q, 4] (-inf with none; NaN when one is NaN). Rows go in chunks that keep the [r, P, Q]
+    temporaries small (cache-resident: these are the bulk of the work)."""
+    r, p, q = a.shape[0], a.shape[1], b.shape[1]
+    if q == 0:
+        return torch.full((r, p), float("-inf"), dtype=a.dtype, device=a.device)
+    step = max(1, _PAIR_CHUNK // (p * q)) if a.device.type == "cpu" else r
+    cols = torch.arange(q, device=a.device)
+    out = []
+    for lo in range(0, r, step):
+        sl = slice(lo, lo + step)
+        iou = _pair_iou(a[sl], area_a[sl], b[sl], area_b[sl], norm)
+        iou.masked_fill_((cols >= b_n[sl, None])[:, None, :], float("-inf"))
+        out.append(iou.amax(-1))
+    return torch.cat(out)
+
+
+def _thresholds(threshold: float, eta: float, k: int, like: Tensor) -> Tensor:
+    """NMSFast's adaptive threshold after n kept boxes, n = 0..k: times ``eta`` per kept box
+    while above 0.5 (in the boxes' dtype, as Paddle's ``T adaptive_threshold``)."""
+    t = torch.tensor(threshold, dtype=like.dtype)
+    table = [t]
+    if eta < 1:
+        e = torch.tensor(eta, dtype=like.dtype)
+        while len(table) <= k and table[-1] > 0.5:
+            table.append(table[-1] * e)
+    table += [table[-1]] * (k + 1 - len(table))
+    return torch.stack(table).to(like.device)
+
+
+def batched_greedy_nms(
+    boxes: Tensor,
+    valid: Tensor,
+    threshold: float,
+    eta: float,
+    normalized: bool,
+    scores: Tensor | None = None,
+    keep_top_k: int = -1,
+) -> Tensor:
+    """Greedy NMS (Paddle's NMSFast) of C independent rows: boxes [C, K, 4] in score order,
+    ``valid`` [C, K] a prefix of real candidates per row. A box is dropped when its IoU with a
+    kept box of its row exceeds the row's threshold (adaptive with ``eta`` < 1; a NaN IoU
+    drops it). Returns the kept mask [C, K].
+
+    Blocks of candidates of all rows are resolved together: their largest IoU with the boxes
+    kept by earlier blocks, then the greedy order inside the block as the unique fixed point of
+    ``keep[i] = valid[i] and max(prior[i], max IoU with kept j < i) <= thr[#kept before i]``
+    (iterating it fixes at least one more position per round; random boxes need a few rounds).
+
+    With ``scores`` [C, K] and ``keep_top_k`` > -1 (the caller keeps only the best
+    ``keep_top_k`` kept boxes over all rows), a row stops once its next candidate scores below
+    the ``keep_top_k``-th best kept score so far: kept boxes only add, so that bar only rises,
+    and a box never scores above its candidate score, so no later box of the row can enter the
+    result (ties with the bar go on). Its later candidates are then left unkept."""
+    c, k = valid.shape
+    keep = torch.zeros((c, k), dtype=torch.bool, device=boxes.device)
+    if c == 0 or k == 0 or keep_top_k == 0:
+        return keep
+    norm = 0.0 if normalized else 1.0
+    area = _areas(boxes, norm)
+    thr = _thresholds(threshold, eta, k, boxes)
+    kept_boxes = torch.empty_like(boxes)  # each row's kept boxes so far, packed to the left
+    kept_area = torch.empty_like(area)
+    kept_n = torch.zeros(c, dtype=torch.int64, device=boxes.device)
+    n_valid = valid.sum(1)
+    rows = torch.nonzero(n_valid > 0).flatten()
+    start, size = 0, _FIRST_BLOCK
+    neg_inf = float("-inf")
+    while rows.numel():
+        end = min(start + size, k)
+        blk_valid = valid[rows, start:end]
+        cb, ca = boxes[rows, start:end], area[rows, start:end]
+        kn = kept_n[rows]
+        most = int(kn.max())
+        prior = _max_iou(cb, ca, kept_boxes[rows, :most], kept_area[rows, :most], kn, norm)
+        inner = _pair_iou(cb, ca, cb, ca, norm)  # [rows, i, j]; only j < i counts
+        later = torch.ones(end - start, end - start, dtype=torch.bool, device=cb.device).triu_()
+        inner.masked_fill_(later, neg_inf)
+        blk = blk_valid & (prior <= thr[kn][:, None])
+        while True:
+            before = kn[:, None] + torch.cumsum(blk, 1) - blk.long()
+            worst = inner.masked_fill(~blk[:, None, :], neg_inf).amax(-1)
+            new = blk_valid & (torch.maximum(prior, worst) <= thr[before])
+            if torch.equal(new, blk):
+                break
+            blk = new
+        keep[rows, start:end] = blk
+        dest = kn[:, None] + torch.cumsum(blk, 1) - 1
+        r = rows[:, None].expand_as(blk)[blk]
+        kept_boxes[r, dest[blk]] = cb[blk]
+        kept_area[r, dest[blk]] = ca[blk]
+        kept_n[rows] = kn + blk.sum(1)
+        start, size = end, min(2 * size, _MAX_BLOCK)
+        go = n_valid[rows] > start
+        if scores is not None and keep_top_k > -1 and start < k:
+            kept_scores = scores[keep]
+            if kept_scores.numel() >= keep_top_k:
+                bar = torch.topk(kept_scores, keep_top_k).values[-1]
+                go &= scores[rows, start] >= bar
+        rows = rows[go]
+    return keep
 
 
 def greedy_nms(
@@ -37,56 +193,11 @@ def greedy_nms(
     """Greedy NMS of ``boxes[order]``; the indices (into ``boxes``) kept, in ``order``."""
     if len(order) == 0:
         return []
+    b = torch.from_numpy(np.ascontiguousarray(boxes[order]))[None]
     keep = batched_greedy_nms(
-        boxes[order][None], np.ones((1, len(order)), bool), threshold, eta, normalized
-    )[0]
-    return [int(i) for i in order[keep]]
-
-
-def batched_greedy_nms(
-    boxes: np.ndarray, valid: np.ndarray, threshold: float, eta: float, normalized: bool
-) -> np.ndarray:
-    """Greedy NMS of C independent rows at once: boxes [C, K, 4] in score order, ``valid``
-    [C, K] marks real candidates. A box is dropped when its IoU with a kept box of its row
-    exceeds the row's threshold (adaptive with ``eta`` < 1, as Paddle's NMSFast). Returns the
-    kept mask [C, K]. One IoU row per step and row, so the loop runs K times, not C * K."""
-    c, k = valid.shape
-    dt = boxes.dtype.type
-    norm = dt(0.0 if normalized else 1.0)
-    x1, y1, x2, y2 = (boxes[..., j] for j in range(4))
-    w, h = x2 - x1, y2 - y1
-    area = np.where((w < 0) | (h < 0), dt(0), (w + norm) * (h + norm))
-    thr = np.full(c, threshold, dtype=dt)
-    worst = np.full((c, k), -np.inf, dtype=dt)  # largest IoU with a kept box so far
-    keep = np.zeros((c, k), bool)
-    for i in range(k):
-        now = valid[:, i] & ~(worst[:, i] > thr)
-        if not now.any():
-            continue
-        keep[:, i] = now
-        if i + 1 < k:
-            rows = np.nonzero(now)[0]
-            sl = (rows, slice(i + 1, None))
-            ix1 = np.maximum(x1[rows, i, None], x1[sl])
-            iy1 = np.maximum(y1[rows, i, None], y1[sl])
-            ix2 = np.minimum(x2[rows, i, None], x2[sl])
-            iy2 = np.minimum(y2[rows, i, None], y2[sl])
-            inter = (ix2 - ix1 + norm) * (iy2 - iy1 + norm)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                iou = inter / (area[rows, i, None] + area[sl] - inter)
-            disjoint = (
-                (x1[sl] > x2[rows, i, None])
-                | (x2[sl] < x1[rows, i, None])
-                | (y1[sl] > y2[rows, i, None])
-                | (y2[sl] < y1[rows, i, None])
-            )
-            iou = np.where(disjoint, dt(0), iou)
-            iou[np.isnan(iou)] = np.inf  # Paddle: a NaN overlap fails ``overlap <= thr``
-            worst[sl] = np.maximum(worst[sl], iou)
-        if eta < 1:
-            shrink = now & (thr > 0.5)
-            thr[shrink] = (thr[shrink] * dt(eta)).astype(dt)
-    return keep
+        b, torch.ones(b.shape[:2], dtype=torch.bool), threshold, eta, normalized
+    )
+    return [int(i) for i in order[keep[0].numpy()]]
 
 
 # ---- nms ------------------------------------------------------------------------------------
@@ -96,30 +207,29 @@ def nms(boxes: Tensor, *, iou_threshold: float) -> Tensor:
     sorts by score); IoU without the +1 pixel convention."""
     if _is_meta(boxes):
         return _meta((UNKNOWN_DIM,), torch.int64)
-    b = boxes.detach().cpu().numpy()
-    order = np.arange(b.shape[0])
-    keep = greedy_nms(b, order, iou_threshold, 1.0, True)
-    return torch.tensor(keep, dtype=torch.int64, device=boxes.device)
+    b = boxes.detach()[None]
+    keep = batched_greedy_nms(
+        b, torch.ones(b.shape[:2], dtype=torch.bool, device=b.device), iou_threshold, 1.0, True
+    )
+    return torch.nonzero(keep[0]).flatten()
 
 
 # ---- multiclass_nms -------------------------------------------------------------------------
 def _image_slices(
     bboxes: Tensor, scores: Tensor, rois_num: Tensor | None
-) -> list[tuple[np.ndarray, np.ndarray, int]]:
-    """Per image: boxes, scores [C, M] (3-D scores) or [M, C] (2-D), index offset."""
-    b = bboxes.detach().cpu().numpy()
-    s = scores.detach().cpu().numpy()
-    if s.ndim == 3:
-        return [(b[i], s[i], i * s.shape[2]) for i in range(s.shape[0])]
-    counts = (
-        rois_num.detach().cpu().numpy().astype(np.int64).tolist()
-        if rois_num is not None
-        else [s.shape[0]]
-    )
+) -> list[tuple[Tensor, Tensor, int]]:
+    """Per image: boxes [M, 4] (3-D scores) or [M, C, 4] (2-D), scores [C, M], index offset."""
+    if scores.dim() == 3:
+        m = scores.shape[2]
+        return [(bboxes[i], scores[i], i * m) for i in range(scores.shape[0])]
+    counts = rois_num.tolist() if rois_num is not None else [scores.shape[0]]
     out, start = [], 0
-    for c in counts:
-        out.append((b[start : start + c], s[start : start + c], start * s.shape[1]))
-        start += c
+    for n in counts:
+        n = int(n)
+        out.append(
+            (bboxes[start : start + n], scores[start : start + n].T, start * scores.shape[1])
+        )
+        start += n
     return out
 
 
@@ -176,111 +286,74 @@ def multiclass_nms(
         raise ValueError(
             f"multiclass_nms: boxes of {box_dim} coordinates (polygons) are not supported"
         )
-    rows: list[np.ndarray] = []
-    index: list[int] = []
-    counts: list[int] = []
-    for b, s, offset in _image_slices(bboxes, scores, rois_num):
-        three_d = scores.dim() == 3
-        num_classes = s.shape[0] if three_d else s.shape[1]
-        classes = [c for c in range(num_classes) if c != background_label]
-        orders = [
-            _score_order(s[c] if three_d else s[:, c], score_threshold, nms_top_k) for c in classes
-        ]
-        kept = _nms_per_class(b, orders, classes, three_d, nms_threshold, nms_eta, normalized)
-        picked = {c: (v if three_d else sorted(v)) for c, v in zip(classes, kept, strict=True)}
-        total = sum(len(v) for v in picked.values())
-        if keep_top_k > -1 and total > keep_top_k:
-            pairs = [
-                (float(s[c, i] if three_d else s[i, c]), c, i)
-                for c in sorted(picked)
-                for i in picked[c]
-            ]
-            pairs.sort(key=lambda p: -p[0])  # stable: ties keep (label, NMS order)
-            picked = {}
-            for _, c, i in pairs[:keep_top_k]:
-                picked.setdefault(c, []).append(i)
-            if not three_d:
-                picked = {c: sorted(v) for c, v in picked.items()}
-            total = keep_top_k
-        for c in sorted(picked):
-            for i in picked[c]:
-                score = s[c, i] if three_d else s[i, c]
-                box = b[i] if three_d else b[i, c]
-                rows.append(np.concatenate([[c, score], box]).astype(s.dtype))
-                index.append(offset + (i if three_d else i * num_classes + c))
-        counts.append(total)
+    three_d = scores.dim() == 3
+    num_classes = scores.shape[1] if three_d else scores.shape[-1]
     dev, dt = scores.device, scores.dtype
-    if not rows:
-        if empty_row:
-            return (
-                torch.full((1, 1), -1, dtype=dt, device=dev),
-                torch.zeros((0, 1), dtype=torch.int32, device=dev),
-                torch.tensor([1] + [0] * (len(counts) - 1), dtype=torch.int32, device=dev),
-            )
-        out = torch.zeros((0, box_dim + 2), dtype=dt, device=dev)
-    else:
-        out = torch.from_numpy(np.stack(rows)).to(dev)
+    classes = torch.tensor(
+        [c for c in range(num_classes) if c != background_label], dtype=torch.int64, device=dev
+    )
+    outs: list[Tensor] = []
+    indices: list[Tensor] = []
+    counts: list[int] = []
+    for b, s, offset in _image_slices(bboxes.detach(), scores.detach(), rois_num):
+        order, vals, valid = _candidates(s[classes], score_threshold, nms_top_k)
+        boxes = b[order] if three_d else b[order, classes[:, None]]
+        keep = batched_greedy_nms(
+            boxes, valid, nms_threshold, nms_eta, normalized, vals, keep_top_k
+        )
+        row, pos = torch.nonzero(keep, as_tuple=True)  # by label, then NMS (score) order
+        idx = order[row, pos]
+        if not three_d:  # the 2-D kernel lists a label's boxes by box index
+            by_index = torch.argsort(row * b.shape[0] + idx)
+            row, pos, idx = row[by_index], pos[by_index], idx[by_index]
+        if keep_top_k > -1 and row.numel() > keep_top_k:  # stable: ties keep the order above
+            best = torch.sort(vals[row, pos], descending=True, stable=True).indices
+            best = best[:keep_top_k].sort().values
+            row, pos, idx = row[best], pos[best], idx[best]
+        label = classes[row]
+        box = (b[idx] if three_d else b[idx, label]).to(dt)
+        outs.append(torch.cat([label[:, None].to(dt), vals[row, pos][:, None], box], 1))
+        indices.append(offset + (idx if three_d else idx * num_classes + label))
+        counts.append(int(row.numel()))
+    if sum(counts) == 0 and empty_row:
+        return (
+            torch.full((1, 1), -1, dtype=dt, device=dev),
+            torch.zeros((0, 1), dtype=torch.int32, device=dev),
+            torch.tensor([1] + [0] * (len(counts) - 1), dtype=torch.int32, device=dev),
+        )
+    empty_i = torch.zeros(0, dtype=torch.int64, device=dev)
     return (
-        out,
-        torch.tensor(index, dtype=torch.int32, device=dev).reshape(-1, 1),
+        torch.cat(outs) if outs else torch.zeros((0, box_dim + 2), dtype=dt, device=dev),
+        torch.cat(indices or [empty_i]).to(torch.int32).reshape(-1, 1),
         torch.tensor(counts, dtype=torch.int32, device=dev),
     )
 
 
-def _nms_per_class(
-    b: np.ndarray,
-    orders: list[np.ndarray],
-    classes: list[int],
-    shared: bool,
-    threshold: float,
-    eta: float,
-    normalized: bool,
-) -> list[list[int]]:
-    """Greedy NMS of every class at once; boxes ``b`` [M, 4] shared by the classes or [M, C, 4]
-    per class. Returns each class's kept box indices in score order."""
-    k = max((len(o) for o in orders), default=0)
-    if k == 0:
-        return [[] for _ in orders]
-    boxes = np.zeros((len(orders), k, 4), b.dtype)
-    valid = np.zeros((len(orders), k), bool)
-    for row, (c, o) in enumerate(zip(classes, orders, strict=True)):
-        boxes[row, : len(o)] = b[o] if shared else b[o, c]
-        valid[row, : len(o)] = True
-    keep = batched_greedy_nms(boxes, valid, threshold, eta, normalized)
-    return [[int(i) for i in o[keep[row, : len(o)]]] for row, o in enumerate(orders)]
-
-
 def _matrix_decay(
-    boxes: np.ndarray, scores: np.ndarray, gaussian: bool, sigma: float, normalized: bool
-) -> np.ndarray:
-    """Matrix-NMS scores of one class's boxes in descending score order: each score times its
-    smallest decay over the higher-scored boxes j, ``(1 - iou) / (1 - iou_max[j])`` or
-    ``exp((iou_max[j]^2 - iou^2) * sigma)``, iou_max[j] being box j's largest IoU with a box
-    above it. (torch: its threaded elementwise ops are ~3x numpy's on these K x K matrices.)"""
-    b, sc = torch.from_numpy(boxes), torch.from_numpy(scores)
+    boxes: Tensor, scores: Tensor, gaussian: bool, sigma: float, normalized: bool
+) -> Tensor:
+    """Matrix-NMS scores of rows of boxes [C, K, 4] in descending score order: each score times
+    its smallest decay over the higher-scored boxes j of its row, ``(1 - iou) / (1 - iou_max[j])``
+    or ``exp((iou_max[j]^2 - iou^2) * sigma)``, iou_max[j] being box j's largest IoU with a box
+    above it. Rows may be padded at the end: a box only sees the boxes above it."""
     norm = 0.0 if normalized else 1.0
-    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
-    area = torch.where((w < 0) | (h < 0), 0.0, (w + norm) * (h + norm))
-    ix1 = torch.maximum(b[:, None, 0], b[None, :, 0])
-    iy1 = torch.maximum(b[:, None, 1], b[None, :, 1])
-    ix2 = torch.minimum(b[:, None, 2], b[None, :, 2])
-    iy2 = torch.minimum(b[:, None, 3], b[None, :, 3])
-    inter = (ix2 - ix1 + norm) * (iy2 - iy1 + norm)
-    disjoint = (
-        (b[None, :, 0] > b[:, None, 2])
-        | (b[None, :, 2] < b[:, None, 0])
-        | (b[None, :, 1] > b[:, None, 3])
-        | (b[None, :, 3] < b[:, None, 1])
-    )
-    iou = inter / (area[:, None] + area[None, :] - inter)
-    iou = torch.where(disjoint, 0.0, iou).tril_(-1)  # iou[a, b] for b ranked above a
-    iou_max = iou.max(dim=1).values
-    if gaussian:
-        decay = torch.exp((iou_max[None, :] ** 2 - iou**2) * sigma)
-    else:
-        decay = (1 - iou) / (1 - iou_max[None, :])
-    decay = decay.tril_(-1) + torch.ones_like(decay).triu_()  # only boxes ranked above count
-    return (decay.min(dim=1).values * sc).numpy()
+    k = boxes.shape[1]
+    if k == 0 or boxes.shape[0] == 0:
+        return scores.clone()
+    chunk = max(1, _MATRIX_CHUNK // max(1, k * k))
+    below = torch.ones(k, k, dtype=torch.bool, device=boxes.device).tril_(-1)
+    out = []
+    for b, sc in zip(boxes.split(chunk), scores.split(chunk), strict=True):
+        area = _areas(b, norm)
+        iou = _pair_iou(b, area, b, area, norm).masked_fill_(~below, 0.0)  # b above a
+        iou_max = iou.amax(dim=2)
+        if gaussian:
+            decay = torch.exp((iou_max[:, None, :] ** 2 - iou**2) * sigma)
+        else:
+            decay = (1 - iou) / (1 - iou_max[:, None, :])
+        decay = decay.masked_fill_(~below, 1.0)  # only boxes ranked above count
+        out.append(decay.amin(dim=2) * sc)
+    return torch.cat(out)
 
 
 # ---- matrix_nms -----------------------------------------------------------------------------
@@ -322,49 +395,31 @@ def matrix_nms(
             _meta((UNKNOWN_DIM, 1), torch.int32),
             _meta((n,), torch.int32),
         )
-    b_all = bboxes.detach().cpu().numpy()
-    s_all = scores.detach().cpu().numpy()
-    dt = s_all.dtype.type
-    rows: list[np.ndarray] = []
-    index: list[int] = []
+    dev, dt = scores.device, scores.dtype
+    b_all, s_all = bboxes.detach(), scores.detach()
+    classes = torch.tensor(
+        [c for c in range(s_all.shape[1]) if c != background_label], dtype=torch.int64, device=dev
+    )
+    post = torch.tensor(post_threshold, dtype=dt, device=dev)
+    outs: list[Tensor] = []
+    indices: list[Tensor] = []
     counts: list[int] = []
     for i in range(n):
-        labels, decayed_all, boxes_idx = [], [], []
-        for c in range(s_all.shape[1]):
-            if c == background_label:
-                continue
-            cs = s_all[i, c]
-            order = _score_order(cs, score_threshold, nms_top_k)
-            if len(order) == 0:
-                continue
-            decayed = _matrix_decay(
-                b_all[i][order], cs[order], use_gaussian, gaussian_sigma, normalized
-            )
-            ok = decayed > dt(post_threshold)
-            labels.append(np.full(int(ok.sum()), c))
-            decayed_all.append(decayed[ok])
-            boxes_idx.append(order[ok])
-        if labels:
-            lab, sc, idx = (np.concatenate(t) for t in (labels, decayed_all, boxes_idx))
-            best = np.argsort(-sc, kind="stable")
-            if keep_top_k > -1:
-                best = best[:keep_top_k]
-            lab, sc, idx = lab[best], sc[best], idx[best]
-            rows.append(
-                np.concatenate([lab[:, None].astype(dt), sc[:, None], b_all[i, idx]], 1).astype(dt)
-            )
-            index.extend((i * s_all.shape[2] + idx).tolist())
-            counts.append(len(lab))
-        else:
-            counts.append(0)
-    dev = scores.device
-    out = (
-        torch.from_numpy(np.concatenate(rows)).to(dev)
-        if rows
-        else torch.zeros((0, 6), dtype=scores.dtype, device=dev)
-    )
+        order, vals, valid = _candidates(s_all[i][classes], score_threshold, nms_top_k)
+        decayed = _matrix_decay(b_all[i][order], vals, use_gaussian, gaussian_sigma, normalized)
+        row, pos = torch.nonzero(valid & (decayed > post), as_tuple=True)  # by label, rank
+        best = torch.sort(decayed[row, pos], descending=True, stable=True).indices
+        if keep_top_k > -1:
+            best = best[:keep_top_k]
+        row, pos = row[best], pos[best]
+        idx = order[row, pos]
+        box = b_all[i][idx].to(dt)
+        outs.append(torch.cat([classes[row, None].to(dt), decayed[row, pos][:, None], box], 1))
+        indices.append(i * s_all.shape[2] + idx)
+        counts.append(int(row.numel()))
+    empty_i = torch.zeros(0, dtype=torch.int64, device=dev)
     return (
-        out,
-        torch.tensor(index, dtype=torch.int32, device=dev).reshape(-1, 1),
+        torch.cat(outs) if outs else torch.zeros((0, 6), dtype=dt, device=dev),
+        torch.cat(indices or [empty_i]).to(torch.int32).reshape(-1, 1),
         torch.tensor(counts, dtype=torch.int32, device=dev),
     )
