@@ -33,7 +33,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / ".cache" / "det-bench"
 MODELS = REPO / ".cache" / "models" / "pir"
-DEFAULT = ["yolov3_mobilenet_v1_416", "ppliteseg_512", "deeplabv3p_512"]
+DEFAULT = [
+    "yolov3_mobilenet_v1_416",
+    "yolov3_mobilenet_v1_320",
+    "pp_liteseg_stdc1_384",
+    "deeplabv3p_resnet18_vd_384",
+]
 
 
 def prepare(models: list[str]) -> None:

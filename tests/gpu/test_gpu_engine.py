@@ -282,9 +282,12 @@ def test_handles_pinned_copies_and_bound_outputs() -> None:
     assert _rel(bound.cpu().numpy(), _reference(x)) <= 1e-4
 
 
-def test_fp32_engine_is_strict_fp32_even_with_tf32_defaults_on() -> None:
-    torch.backends.cuda.matmul.allow_tf32 = True  # torch's cuDNN default; engines must not care
-    torch.backends.cudnn.allow_tf32 = True
+def test_fp32_engine_is_strict_fp32_even_with_tf32_defaults_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # torch's cuDNN default; engines must not care (restored after the test for the others)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", True)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
     x = np.random.default_rng(5).standard_normal((8, 8, 16, 16)).astype(np.float32)
     out = _model(batch=8).run([torch.from_numpy(x).cuda()])[0].cpu().numpy()
     assert _rel(out, _reference(x)) <= 1e-5
