@@ -23,8 +23,8 @@ Tensor = torch.Tensor
 
 _FIRST_BLOCK = 16  # candidates per class in the first greedy block; blocks then double ...
 _MAX_BLOCK = 128  # ... up to this many
-_MATRIX_CHUNK = 1 << 23  # elements of one [classes, K, K] matrix-NMS batch
-_PAIR_CHUNK = 1 << 16  # elements of one [rows, P, Q] IoU batch on the CPU
+_PAIR_CHUNK = 1 << 16  # elements of one [rows, P, Q] IoU batch on the CPU (cache-resident)
+_MATRIX_CHUNK = 1 << 23  # elements of one [classes, K, K] matrix-NMS batch on a GPU
 
 
 def _is_meta(*ts: Tensor | None) -> bool:
@@ -45,9 +45,11 @@ def _candidates(scores: Tensor, threshold: float, top_k: int) -> tuple[Tensor, T
     k = m if top_k <= -1 else min(top_k, m)
     if 0 < k < m:  # the stable top k without sorting whole rows: all above the k-th value,
         kth = torch.topk(s, k, dim=1, sorted=False).values.amin(1, keepdim=True)
-        above, tie = s > kth, s == kth  # then the first indices tied with it
-        fill = k - above.sum(1, keepdim=True)
-        take = above | (tie & (torch.cumsum(tie, 1) <= fill))
+        take = s >= kth
+        if not bool((take.sum(1) == k).all()):  # then only the first indices tied with it
+            tie = s == kth
+            fill = k - (s > kth).sum(1, keepdim=True)
+            take = (s > kth) | (tie & (torch.cumsum(tie, 1) <= fill))
         first = torch.nonzero(take)[:, 1].reshape(c, k)
         vals, pos = torch.sort(s.gather(1, first), dim=1, descending=True, stable=True)
         return first.gather(1, pos), vals, vals > thr
@@ -340,7 +342,8 @@ def _matrix_decay(
     k = boxes.shape[1]
     if k == 0 or boxes.shape[0] == 0:
         return scores.clone()
-    chunk = max(1, _MATRIX_CHUNK // max(1, k * k))
+    most = _MATRIX_CHUNK if boxes.device.type != "cpu" else _PAIR_CHUNK
+    chunk = max(1, most // (k * k))
     below = torch.ones(k, k, dtype=torch.bool, device=boxes.device).tril_(-1)
     out = []
     for b, sc in zip(boxes.split(chunk), scores.split(chunk), strict=True):
