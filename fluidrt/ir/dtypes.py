@@ -16,6 +16,8 @@ DTYPES = (
     "int64",
     "bool",
 )
+# the IR dtype of a tensor array value (a run-time list of tensors; its shape is its elements')
+TENSOR_ARRAY = "tensor_array"
 FLOAT_DTYPES = frozenset({"float32", "float16", "bfloat16", "float64"})
 
 

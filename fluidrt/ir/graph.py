@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from fluidrt.errors import GraphError
-from fluidrt.ir.dtypes import DTYPES, dtype_of_array
+from fluidrt.ir.dtypes import DTYPES, TENSOR_ARRAY, dtype_of_array
 
 Dim = int | str  # a str dim is symbolic: "N" or "N*4"
 Shape = tuple[Dim, ...]
@@ -108,7 +108,7 @@ class Graph:
     def _new_value(self, name: str, shape: Shape | None, dtype: str | None, data=None) -> Value:
         if name in self.values:
             raise GraphError(f"value name {name!r} is already used in graph {self.name!r}")
-        if dtype is not None and dtype not in DTYPES:
+        if dtype is not None and dtype not in DTYPES and dtype != TENSOR_ARRAY:
             raise GraphError(f"value {name!r}: unknown dtype {dtype!r}")
         v = Value(name, shape, dtype, data)
         self.values[name] = v
@@ -225,7 +225,11 @@ class Graph:
             if v.producer is None:
                 twin(v)
         for node in self.nodes:
-            n = Node(node.op, node.name, copy.deepcopy(node.attrs))
+            attrs = {  # a nested graph (a loop body) is cloned too, sharing its weights
+                k: a.clone() if isinstance(a, Graph) else copy.deepcopy(a)
+                for k, a in node.attrs.items()
+            }
+            n = Node(node.op, node.name, attrs)
             n.meta = copy.deepcopy(node.meta)
             n.inputs = [vmap[id(v)] if v is not None else None for v in node.inputs]
             for v in n.inputs:

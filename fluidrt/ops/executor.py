@@ -26,7 +26,9 @@ class NativeExecutor:
         self.observer = None  # called as observer(name, tensor) for every node output
         self.device = torch.device(device)
         self._consts: dict[str, torch.Tensor] = {
-            v.name: _const_tensor(v.data, self.device) for v in graph.consts() if v.users
+            v.name: _const_tensor(v.data, self.device)
+            for v in graph.consts()
+            if v.users or v in graph.outputs  # a loop body may return a constant
         }
         self._steps: list[tuple[Any, dict[str, Any], list[str | None], list[str], Any]] = []
         for node in graph.nodes:
@@ -57,7 +59,7 @@ class NativeExecutor:
                     else:
                         result = impl(*args, **attrs)
                 except Exception as exc:
-                    shapes = [tuple(a.shape) if a is not None else None for a in args]
+                    shapes = [tuple(a.shape) if hasattr(a, "shape") else a for a in args]
                     raise ExecutionError(
                         f"while executing node #{idx} {node.name!r} (op {node.op}) with input "
                         f"shapes {shapes}: {type(exc).__name__}: {exc}"
@@ -68,7 +70,8 @@ class NativeExecutor:
                     env[outs[0]] = result
                 if self.observer is not None:
                     for name in outs:
-                        self.observer(name, env[name])
+                        if isinstance(env[name], torch.Tensor):  # not tensor arrays
+                            self.observer(name, env[name])
                 for name in self._frees.get(idx, ()):
                     env.pop(name, None)
         return [env[n] for n in self._output_names]

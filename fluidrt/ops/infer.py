@@ -69,6 +69,9 @@ def infer_node(node: Node) -> None:
     """Fill ``shape`` and ``dtype`` of every output of ``node``."""
     opdef = get_op(node.op)
     attrs = opdef.resolve_attrs(node.attrs, f"node {node.name!r}: ")
+    if opdef.infer is not None:
+        opdef.infer(node, attrs)
+        return
     table = _SymbolTable()
     try:
         outs = _run_meta(node, opdef, attrs, table)

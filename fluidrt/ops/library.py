@@ -1,6 +1,7 @@
 """Imports every op family so their ``@register_op`` decorators run."""
 
 from fluidrt.ops import (  # noqa: F401
+    control,
     detection,
     elementwise,
     extra,

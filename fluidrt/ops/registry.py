@@ -36,6 +36,9 @@ class OpDef:
     value_inputs: tuple[int, ...]  # inputs whose values (not only shapes) shape the output
     doc: str = ""
     tags: frozenset[str] = field(default_factory=frozenset)
+    # infer(node, resolved attrs) fills the outputs' shape and dtype itself, for ops whose impl
+    # cannot run on meta tensors (control flow, tensor arrays)
+    infer: Callable[[Any, dict[str, Any]], None] | None = None
 
     def outputs_for(self, attrs: Mapping[str, Any]) -> int:
         n = self.num_outputs
@@ -68,6 +71,7 @@ def register_op(
     outputs: int | Callable[[dict[str, Any]], int] = 1,
     value_inputs: Sequence[int] = (),
     tags: Sequence[str] = (),
+    infer: Callable[[Any, dict[str, Any]], None] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``impl`` as the native implementation of canonical op ``name``.
 
@@ -88,6 +92,7 @@ def register_op(
             value_inputs=tuple(value_inputs),
             doc=(fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else "",
             tags=frozenset(tags),
+            infer=infer,
         )
         return fn
 

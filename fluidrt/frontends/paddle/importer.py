@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from fluidrt.errors import FluidrtError, ModelFormatError, UnsupportedOpError
-from fluidrt.frontends.paddle.source import SourceOp, SourceProgram
+from fluidrt.frontends.paddle.source import SourceOp, SourceProgram, walk_ops
 from fluidrt.ir.graph import Graph, Value
 from fluidrt.ops.infer import infer_node
 from fluidrt.ops.registry import get_op, run_op
@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 
 Importer = Callable[["ImportContext", SourceOp], None]
 _IMPORTERS: dict[str, Importer] = {}
+# block terminators: read by the importer of the op that owns the block
+_TERMINATORS = {"cf.yield": None}
 
 # constant-fold emitted ops whose inputs are all constants with at most this many elements
 _FOLD_LIMIT = 1 << 16
@@ -156,7 +158,7 @@ class ImportContext:
 
     def _try_fold(self, node) -> list[Value] | None:
         ins = [v for v in node.inputs if v is not None]
-        if not ins or not all(v.is_const for v in ins):
+        if not ins or not all(v.is_const for v in ins) or "control" in get_op(node.op).tags:
             return None
         if sum(v.data.size for v in ins) > _FOLD_LIMIT:
             return None
@@ -186,7 +188,9 @@ class ImportContext:
 def import_program(program: SourceProgram, params: dict[str, np.ndarray]) -> Graph:
     """Build the IR graph of ``program`` with ``params`` as constants."""
     _ensure_loaded()
-    missing = Counter(op.type for op in program.ops if op.type not in _IMPORTERS)
+    missing = Counter(
+        op.type for op in walk_ops(program.ops) if op.type not in _IMPORTERS | _TERMINATORS
+    )
     if missing:
         listing = ", ".join(f"{t} (x{n})" for t, n in sorted(missing.items()))
         raise UnsupportedOpError(
@@ -207,7 +211,23 @@ def import_program(program: SourceProgram, params: dict[str, np.ndarray]) -> Gra
             for i, d in enumerate(var.shape or [])
         )
         ctx.env[name] = graph.add_input(name, shape, var.dtype)
-    for op in program.ops:
+    import_ops(ctx, program.ops)
+    outputs = []
+    for name in program.fetches:
+        if name not in ctx.env:
+            raise ModelFormatError(f"{program.path}: fetch variable {name!r} is never written")
+        outputs.append(ctx.env[name])
+    graph.outputs = _distinct_outputs(graph, outputs, program.fetches)
+    graph.remove_unused_values()
+    graph.meta["output_names"] = list(program.fetches)
+    return graph
+
+
+def import_ops(ctx: ImportContext, ops: Sequence[SourceOp]) -> None:
+    """Run the importer of every op in order (a block's terminator excluded)."""
+    for op in ops:
+        if op.type in _TERMINATORS:
+            continue
         ctx.op = op
         try:
             _IMPORTERS[op.type](ctx, op)
@@ -218,15 +238,6 @@ def import_program(program: SourceProgram, params: dict[str, np.ndarray]) -> Gra
                 f"{ctx.where()}: import failed: {type(exc).__name__}: {exc}"
             ) from exc
     ctx.op = None
-    outputs = []
-    for name in program.fetches:
-        if name not in ctx.env:
-            raise ModelFormatError(f"{program.path}: fetch variable {name!r} is never written")
-        outputs.append(ctx.env[name])
-    graph.outputs = _distinct_outputs(graph, outputs, program.fetches)
-    graph.remove_unused_values()
-    graph.meta["output_names"] = list(program.fetches)
-    return graph
 
 
 def _distinct_outputs(graph: Graph, outputs: list[Value], names: list[str]) -> list[Value]:

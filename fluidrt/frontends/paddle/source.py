@@ -37,6 +37,23 @@ class SourceOp:
 
 
 @dataclass
+class SourceBlock:
+    """A nested block (a loop body): its argument variables and its ops, the terminator
+    (``cf.yield``, whose inputs are the block's results) last."""
+
+    args: list[str]
+    ops: list[SourceOp]
+
+
+def walk_ops(ops: list[SourceOp]):  # noqa: ANN201  (an iterator of SourceOp)
+    """Every op of ``ops`` and, depth first, of the blocks nested in them."""
+    for op in ops:
+        yield op
+        for block in op.attrs.get("__blocks__", ()):
+            yield from walk_ops(block.ops)
+
+
+@dataclass
 class SourceProgram:
     path: str
     format: str  # "pdmodel" or "pir"

@@ -2,6 +2,7 @@
 
 from fluidrt.frontends.paddle.ops import (  # noqa: F401
     basic,
+    control,
     detection,
     elementwise,
     nn,
