@@ -11,9 +11,9 @@ input sizes each, PIR and legacy ProgramDesc where Paddle can export them). For 
   (binary, thresholded at 0.5) of matched rows may differ in at most ``MASK_PIXELS`` of pixels;
 - segmentation: the logits at relative L2 <= 1e-5.
 
-``retinanet_r18_fpn`` (dynamic batch, as PaddleDetection exports it) is an expected failure
-until fluidrt imports PIR while loops over tensor arrays; ``retinanet_r18_fpn_b1`` is the same
-model exported with batch 1. Every detection model's partition must keep its NMS in a native
+``retinanet_r18_fpn`` (dynamic batch, as PaddleDetection exports it) decodes each image in a
+PIR while loop over tensor arrays (run natively); ``retinanet_r18_fpn_b1`` is the same model
+exported with batch 1. Every detection model's partition must keep its NMS in a native
 segment after an engine segment; the partitions of Faster R-CNN and YOLOv3 are printed (``-s``).
 
 Run with ``pytest -m slow tests/models/test_detection_models.py -s`` (exports on first use into
@@ -34,7 +34,6 @@ import numpy as np
 import pytest
 
 import fluidrt
-from fluidrt.errors import UnsupportedOpError
 from tests.models import REPO
 from tests.support.paddle_ref import rel_l2
 
@@ -73,14 +72,7 @@ def _selected(env: str, known) -> list[str]:
 
 FORMATS = _selected("FLUIDRT_MODEL_FORMATS", tool.FORMATS)
 # Known gaps: the case fails with this error until fluidrt supports what it names (XPASS then)
-KNOWN_GAPS = {
-    "retinanet_r18_fpn": pytest.mark.xfail(
-        raises=UnsupportedOpError,
-        strict=False,
-        reason="PIR while loop over tensor arrays (pd_op.while / create_array / array_to_tensor):"
-        " ppdet's per-image RetinaHead.decode loop for a dynamic batch",
-    )
-}
+KNOWN_GAPS: dict[str, pytest.MarkDecorator] = {}
 CASES = [
     pytest.param(m, s, f, id=f"{m}-{s}-{f}", marks=[KNOWN_GAPS[m]] if m in KNOWN_GAPS else [])
     for m, s in tool.cases(_selected("FLUIDRT_DET_MODELS", tool.MODELS))
