@@ -1,4 +1,8 @@
-"""IR graph <-> JSON-able dict, with constants kept apart (they go to safetensors)."""
+"""IR graph <-> JSON-able dict, with constants kept apart (they go to safetensors).
+
+A graph-valued attribute (a loop body) is a nested graph document ``{"__graph__": doc}``; its
+constants join the outer ones under ``<node name>/<attr>/<constant name>``.
+"""
 
 from __future__ import annotations
 
@@ -33,9 +37,34 @@ def _restore(obj: Any) -> Any:
     return obj
 
 
+def _attrs_to_json(node_name: str, attrs: dict[str, Any], consts: dict[str, np.ndarray]) -> dict:
+    out = {}
+    for key, value in attrs.items():
+        if isinstance(value, Graph):
+            doc, inner = graph_to_json(value)
+            consts.update({f"{node_name}/{key}/{k}": v for k, v in inner.items()})
+            out[key] = {"__graph__": doc}
+        else:
+            out[key] = _clean(value)
+    return out
+
+
+def _attrs_from_json(node_name: str, attrs: dict[str, Any], consts: dict[str, np.ndarray]) -> dict:
+    out = {}
+    for key, value in attrs.items():
+        if isinstance(value, dict) and set(value) == {"__graph__"}:
+            prefix = f"{node_name}/{key}/"
+            inner = {k[len(prefix) :]: v for k, v in consts.items() if k.startswith(prefix)}
+            out[key] = graph_from_json(value["__graph__"], inner)
+        else:
+            out[key] = _restore(value)
+    return out
+
+
 def graph_to_json(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Return (structure, constants by name)."""
     consts = {v.name: v.data for v in graph.consts() if v.users or v in graph.outputs}
+    nested: dict[str, np.ndarray] = {}
     values = {
         name: [list(v.shape) if v.shape is not None else None, v.dtype]
         for name, v in graph.values.items()
@@ -47,7 +76,7 @@ def graph_to_json(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             "name": n.name,
             "inputs": [v.name if v is not None else None for v in n.inputs],
             "outputs": [v.name for v in n.outputs],
-            "attrs": _clean(n.attrs),
+            "attrs": _attrs_to_json(n.name, n.attrs, nested),
             "meta": _clean({k: v for k, v in n.meta.items() if k in ("tactic", "source")}),
         }
         for n in graph.nodes
@@ -61,7 +90,7 @@ def graph_to_json(graph: Graph) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         "values": values,
         "nodes": nodes,
     }
-    return doc, consts
+    return doc, {**consts, **nested}
 
 
 def graph_from_json(doc: dict[str, Any], consts: dict[str, np.ndarray]) -> Graph:
@@ -81,7 +110,11 @@ def graph_from_json(doc: dict[str, Any], consts: dict[str, np.ndarray]) -> Graph
         for n in doc["nodes"]:
             ins = [env[i] if i is not None else None for i in n["inputs"]]
             node = graph.add_node(
-                n["op"], ins, _restore(n["attrs"]), outputs=n["outputs"], name=n["name"]
+                n["op"],
+                ins,
+                _attrs_from_json(n["name"], n["attrs"], consts),
+                outputs=n["outputs"],
+                name=n["name"],
             )
             node.meta.update(_restore(n.get("meta", {})))
             for out in node.outputs:
