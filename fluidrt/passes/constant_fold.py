@@ -21,7 +21,11 @@ def fold_constants(graph: Graph, settings: Settings) -> Graph:
     outputs = {id(v) for v in graph.outputs}
     for node in list(graph.nodes):
         ins = [v for v in node.inputs if v is not None]
-        if not ins or not all(v.is_const for v in ins) or get_op(node.op).tags & {"fused", "control"}:
+        if (
+            not ins
+            or not all(v.is_const for v in ins)
+            or get_op(node.op).tags & {"fused", "control"}
+        ):
             continue
         if any(id(o) in outputs for o in node.outputs):
             continue  # runners produce outputs from nodes; a constant output keeps its node
