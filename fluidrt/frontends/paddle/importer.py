@@ -112,6 +112,12 @@ class ImportContext:
         names = op.outputs.get(str(slot), [])
         if len(names) <= index:
             return  # the op does not expose this output in this program
+        if value.shape is None:
+            # shape inference could not tell (an output sized by a run-time tensor): keep the
+            # rank the program declares, its dynamic dims unknown
+            var = self.program.vars.get(names[index])
+            if var is not None and var.shape is not None:
+                value.shape = tuple(d if d >= 0 else "?" for d in var.shape)
         self.env[names[index]] = value
 
     def emit(
