@@ -20,7 +20,14 @@ from typing import Any
 
 import torch
 
-from fluidrt.engine.int8_tactics import _attrs, _kernels, _out_dtype, _triton_act, qconv, qgemm
+from fluidrt.engine.int8_tactics import (
+    _attrs,
+    _kernel_epilogue,
+    _kernels,
+    _triton_act,
+    qconv,
+    qgemm,
+)
 from fluidrt.engine.layers import Runner, tactic
 from fluidrt.ir.graph import Node
 from fluidrt.ops.quantized import layer_scale
@@ -93,10 +100,8 @@ class _Epilogue:
         a = _attrs(node)
         self.scale = layer_scale(a["in_scale"], consts[2]).contiguous()
         self.bias = consts[3].float().contiguous() if 3 in consts else None
-        self.act, self.alpha, self.beta = _triton_act(a["activation"], a["act_attrs"])
-        self.residual_scale = a["residual_scale"]
-        self.out_scale = a["out_scale"]
-        self.dtype = _out_dtype(a)
+        self.kw = _kernel_epilogue(a)
+        self.dtype = self.kw["out_dtype"]  # int8 when requantizing
         self.launch = _epilogue_kernel().int32_epilogue
 
     def __call__(
@@ -109,19 +114,7 @@ class _Epilogue:
         bias = self.bias
         if bias is None and len(args) > 3 and args[3] is not None:
             bias = args[3].float().contiguous()
-        self.launch(
-            acc,
-            self.scale,
-            bias,
-            activation=self.act,
-            act_alpha=self.alpha,
-            act_beta=self.beta,
-            residual=residual,
-            residual_scale=self.residual_scale,
-            out_scale=self.out_scale,
-            out_dtype=self.dtype,
-            out=out,
-        )
+        self.launch(acc, self.scale, bias, residual=residual, out=out, **self.kw)
 
 
 def _mm(int_mm: IntMM, a: torch.Tensor, w_t: torch.Tensor) -> torch.Tensor:

@@ -203,6 +203,19 @@ def _depthwise(node: Node) -> bool:
     return groups > 1 and len(w) == 4 and w[0] == groups and w[1] == 1
 
 
+def _kernel_epilogue(a: dict) -> dict:
+    """The epilogue keywords of the Triton int8 kernels for a qconv2d / qmatmul node's attrs."""
+    act, alpha, beta = _triton_act(a["activation"], a["act_attrs"])
+    return {
+        "activation": act,
+        "act_alpha": alpha,
+        "act_beta": beta,
+        "residual_scale": a["residual_scale"],
+        "out_scale": a["out_scale"],
+        "out_dtype": _out_dtype(a),
+    }
+
+
 def _out_dtype(a: dict) -> torch.dtype:
     from fluidrt.ops.dtypes import to_torch
 
@@ -259,10 +272,9 @@ def _qconv_triton(node: Node, consts: dict[int, torch.Tensor], device: torch.dev
         w, conv = kernels.pack_depthwise_weight(consts[1]), kernels.depthwise_conv2d_int8
     scale = layer_scale(a["in_scale"], consts[2]).contiguous()
     bias = consts[3].float().contiguous() if 3 in consts else None
-    act, alpha, beta = _triton_act(a["activation"], a["act_attrs"])
+    epi = _kernel_epilogue(a)
     stride, dil = tuple(a["strides"]), tuple(a["dilations"])
     pad = tuple(a["pads"][:2])
-    out_dtype = _out_dtype(a)
 
     def run(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
         x = args[0].contiguous(memory_format=torch.channels_last)
@@ -270,23 +282,7 @@ def _qconv_triton(node: Node, consts: dict[int, torch.Tensor], device: torch.dev
         if res is not None:
             res = res.contiguous(memory_format=torch.channels_last)
         b = bias if bias is not None or len(args) < 4 or args[3] is None else args[3].float()
-        y = conv(
-            x,
-            w,
-            scale,
-            b,
-            stride,
-            pad,
-            dil,
-            activation=act,
-            act_alpha=alpha,
-            act_beta=beta,
-            residual=res,
-            residual_scale=a["residual_scale"],
-            out_scale=a["out_scale"],
-            out_dtype=out_dtype,
-        )
-        return [y]
+        return [conv(x, w, scale, b, stride, pad, dil, residual=res, **epi)]
 
     return run
 
@@ -305,27 +301,14 @@ def _qgemm_triton(node: Node, consts: dict[int, torch.Tensor], device: torch.dev
     w = consts[1].contiguous()
     scale = layer_scale(a["in_scale"], consts[2]).contiguous()
     bias = consts[3].float().contiguous() if 3 in consts else None
-    act, alpha, beta = _triton_act(a["activation"], a["act_attrs"])
-    out_dtype = _out_dtype(a)
+    epi = _kernel_epilogue(a)
 
     def run(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
         b = bias if bias is not None or len(args) < 4 or args[3] is None else args[3].float()
         res = args[4] if len(args) > 4 else None
-        y = kernels.gemm_int8(
-            args[0].contiguous(),
-            w,
-            scale,
-            b,
-            activation=act,
-            act_alpha=alpha,
-            act_beta=beta,
-            residual=res,
-            residual_scale=a["residual_scale"],
-            out_scale=a["out_scale"],
-            out_dtype=out_dtype,
-            config=config,
-        )
-        return [y]
+        return [
+            kernels.gemm_int8(args[0].contiguous(), w, scale, b, residual=res, config=config, **epi)
+        ]
 
     return run
 
