@@ -149,6 +149,7 @@ def run(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(REPO))
     os.makedirs(args.out, exist_ok=True)
     result = {
+        "command": " ".join(["python", *sys.argv]),
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "date": datetime.date.today().isoformat(),
         "versions": {"torch": torch.__version__, "python": sys.version.split()[0]},

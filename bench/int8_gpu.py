@@ -120,6 +120,7 @@ def run(args: argparse.Namespace) -> None:
     cache_dir = tempfile.mkdtemp(prefix="fluidrt-int8-")
     n_calib = len(os.listdir(DATA / "calib"))
     result = {
+        "command": " ".join(["python", *sys.argv]),
         "device": torch.cuda.get_device_name(),
         "date": datetime.date.today().isoformat(),
         "versions": {"torch": torch.__version__, "python": sys.version.split()[0]},

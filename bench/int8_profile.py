@@ -69,8 +69,10 @@ def main() -> None:
     ap.add_argument("--out", default=os.environ.get("OUT", "bench/results/raw"))
     args = ap.parse_args()
     cache_dir = tempfile.mkdtemp(prefix="fluidrt-int8-prof-")
-    result = {p: _profile(p, args.batch, cache_dir, args.runs) for p in ("fp16", "int8")}
-    for p, r in result.items():
+    result = {"command": " ".join(["python", *sys.argv])}
+    result.update({p: _profile(p, args.batch, cache_dir, args.runs) for p in ("fp16", "int8")})
+    for p in ("fp16", "int8"):
+        r = result[p]
         print(f"\n== {p} batch {r['batch']}: sum of layers {r['total_ms']} ms")
         for op, ms in list(r["by_op_ms"].items())[:12]:
             print(f"  {op:22} {ms:8.3f} ms")

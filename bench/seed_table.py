@@ -379,6 +379,7 @@ def run(args: argparse.Namespace) -> None:
     cache = os.path.join(args.out, "timing_cache.json")
     dev = torch.cuda.get_device_name()
     result = {
+        "command": " ".join(["python", *sys.argv]),
         "device": dev,
         "date": datetime.date.today().isoformat(),
         "versions": {"torch": torch.__version__, "python": sys.version.split()[0]},
@@ -493,7 +494,8 @@ def build_times(out: str) -> list[dict]:
 
 # ---------------------------------------------------------------------------------------------
 def report(parts: list[str]) -> None:
-    merged: dict = {"rows": [], "accuracy": [], "builds": [], "onnx_accuracy": []}
+    merged: dict = {"command": " ".join(["python", *sys.argv])}
+    merged.update({"rows": [], "accuracy": [], "builds": [], "onnx_accuracy": []})
     for p in parts:
         with open(p) as f:
             d = json.load(f)
