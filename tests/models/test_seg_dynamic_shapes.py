@@ -26,6 +26,7 @@ SIZES = [(256, 256), (320, 384), (384, 320)]
 
 _EXPORT = """
 import sys
+from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 import tools.export_detection_models as t
 from paddle.static import InputSpec

@@ -185,6 +185,8 @@ def test_perf_shared_memory(onnx_server, tmp_path, protocol):
     assert report["shared_memory"] == "system"
     level = report["results"][0]
     assert level["errors"] == 0 and level["requests"] > 0
-    assert level["server"]["inference_count"] >= 2 * level["requests"]
+    # requests in flight when the server's counters are first read may already be counted
+    # before the window: at most `concurrency` of them
+    assert level["server"]["inference_count"] >= 2 * (level["requests"] - 4)
     assert http_client(onnx_server).get_system_shared_memory_status() == []
     assert not [f for f in os.listdir("/dev/shm") if f.startswith("fluidrt_perf_")]
