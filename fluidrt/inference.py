@@ -703,7 +703,9 @@ def build_runner(config: Config, device: torch.device, graph: Graph | None = Non
         if s.precision == PrecisionType.Int8:
             from fluidrt.quant.flow import int8_runner
 
-            return int8_runner(config, optimized_graph(), device)
+            # the key covers the calibration table, which calibration may only now write
+            save = (lambda m: PlanCache.for_config(config, device).save(m)) if use_cache else None
+            return int8_runner(config, optimized_graph(), device, save)
         model = partition_and_build(optimized_graph(), s, device, _progress_logger(), known)
         if cache is not None:
             cache.save(model)

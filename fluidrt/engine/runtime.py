@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from fluidrt.engine.inplace import mark_donations
 from fluidrt.engine.layers import Runner, candidate_tactics
 from fluidrt.engine.memory import MemoryPlan
 from fluidrt.engine.shape_range import ShapeRange, ShapeRangeError
@@ -130,6 +131,7 @@ class ExecutionContext:
         device = engine.device
         self._const = engine.device_constants()
         self._steps = []
+        mark_donations(g)
         for node in g.nodes:
             consts = {
                 i: self._const[v.name]

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from fluidrt.engine.inplace import DONATE
 from fluidrt.engine.layers import Runner, register_layer, tactic
 from fluidrt.ir.graph import Node
 from fluidrt.ops.registry import get_op
@@ -166,20 +167,33 @@ _ONEDNN_UNARY = {
 }
 
 
+def _onednn_algorithm(attr: str) -> str:
+    """The post-op's algorithm argument: exact (erf) GELU, nothing for the others."""
+    return "none" if attr == "gelu" else ""
+
+
+def _onednn_activation_ok(node: Node) -> bool:
+    """The fused activation has a oneDNN post-op with the same meaning."""
+    act = node.attrs.get("activation", "none")
+    a = node.attrs.get("act_attrs", {})
+    if act not in _ONEDNN_UNARY or (act == "hard_swish" and a):
+        return False
+    if act == "gelu" and a.get("approximate"):
+        return False
+    if act == "clip":  # hardtanh needs finite bounds
+        return abs(a.get("min", float("-inf"))) != float("inf") and abs(
+            a.get("max", float("inf"))
+        ) != float("inf")
+    return True
+
+
 def _onednn_applies(node: Node) -> bool:
     if not _static_conv(node) or not torch.backends.mkldnn.is_available():
         return False
-    act = node.attrs.get("activation", "none")
-    if act not in _ONEDNN_UNARY or (act == "hard_swish" and node.attrs.get("act_attrs")):
-        return False
-    if act == "gelu" and node.attrs.get("act_attrs", {}).get("approximate"):
-        return False
-    if act == "clip":  # hardtanh needs finite bounds
-        a = node.attrs.get("act_attrs", {})
-        if abs(a.get("min", float("-inf"))) == float("inf") or abs(a.get("max", 0)) == float("inf"):
-            return False
     pads = node.attrs.get("pads", [0, 0, 0, 0])
-    return pads[:2] == pads[2:] and node.outputs[0].dtype == "float32"
+    return (
+        _onednn_activation_ok(node) and pads[:2] == pads[2:] and node.outputs[0].dtype == "float32"
+    )
 
 
 @tactic(conv, name="onednn_fused", devices=("cpu",), applies=_onednn_applies)
@@ -196,6 +210,7 @@ def _conv_onednn(node: Node, consts: dict[int, torch.Tensor], device: torch.devi
     bias = consts.get(2)
     attr, scalars_of = _ONEDNN_UNARY[a.get("activation", "none")]
     scalars = scalars_of(a.get("act_attrs", {}))
+    alg = _onednn_algorithm(attr)
     has_residual = len(node.inputs) > 3 and node.inputs[3] is not None
     pointwise = torch.ops.mkldnn._convolution_pointwise
 
@@ -204,17 +219,30 @@ def _conv_onednn(node: Node, consts: dict[int, torch.Tensor], device: torch.devi
         def run(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
             x = args[0].contiguous(memory_format=torch.channels_last)
             b = bias if bias is not None else (args[2] if len(args) > 2 else None)
-            return [pointwise(x, w, b, pad, stride, dil, groups, attr, scalars, "")]
+            return [pointwise(x, w, b, pad, stride, dil, groups, attr, scalars, alg)]
 
         return run
     unary = None if attr == "none" else attr
+    if node.meta.get(DONATE):
+        # the residual is dead after this layer (fluidrt.engine.inplace): accumulate into it
+        # with oneDNN's sum post-op rather than reading it as a second source
+        inplace = torch.ops.mkldnn._convolution_pointwise_.binary
+
+        def run_inplace(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
+            x = args[0].contiguous(memory_format=torch.channels_last)
+            r = args[3].contiguous(memory_format=torch.channels_last)
+            b = bias if bias is not None else args[2]
+            inplace(r, x, w, b, pad, stride, dil, groups, "add", None, unary, scalars, alg)
+            return [r]
+
+        return run_inplace
 
     def run_residual(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
         x = args[0].contiguous(memory_format=torch.channels_last)
         r = args[3].contiguous(memory_format=torch.channels_last)
         b = bias if bias is not None else args[2]
         return [
-            pointwise.binary(x, r, w, b, pad, stride, dil, groups, "add", None, unary, scalars, "")
+            pointwise.binary(x, r, w, b, pad, stride, dil, groups, "add", None, unary, scalars, alg)
         ]
 
     return run_residual
@@ -247,6 +275,39 @@ def _gemm_linear(node: Node, consts: dict[int, torch.Tensor], device: torch.devi
     def run(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
         b = bias if bias is not None else (args[2] if len(args) > 2 else None)
         return [apply_activation(linear(args[0], w, b), act, act_attrs)]
+
+    return run
+
+
+def _onednn_linear_applies(node: Node) -> bool:
+    if not _weight_gemm(node) or not torch.backends.mkldnn.is_available():
+        return False
+    return (
+        _onednn_activation_ok(node)
+        and node.outputs[0].dtype == "float32"
+        and node.inputs[0].dtype == "float32"
+    )
+
+
+@tactic(gemm, name="onednn_linear", devices=("cpu",), applies=_onednn_linear_applies)
+def _gemm_onednn(node: Node, consts: dict[int, torch.Tensor], device: torch.device) -> Runner:
+    """oneDNN inner product on a weight reordered once into its blocked layout, activation
+    fused as a post-op."""
+    w = consts[1].t() if not node.attrs.get("trans_b", False) else consts[1]
+    w = w.contiguous()
+    packed = torch.ops.mkldnn._reorder_linear_weight(w, 1)
+    bias = consts.get(2)
+    attr, scalars_of = _ONEDNN_UNARY[node.attrs.get("activation", "none")]
+    scalars = scalars_of(node.attrs.get("act_attrs", {}))
+    alg = _onednn_algorithm(attr)
+    linear = torch.ops.mkldnn._linear_pointwise
+    n_out = w.shape[0]
+
+    def run(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
+        x = args[0]
+        b = bias if bias is not None else (args[2] if len(args) > 2 else None)
+        y = linear(x.reshape(-1, x.shape[-1]).contiguous(), packed, b, attr, scalars, alg)
+        return [y.reshape(*x.shape[:-1], n_out)]
 
     return run
 

@@ -26,6 +26,8 @@ def layer_signature(node: Node, layout: str, device_name: str) -> str:
         "layout": layout,
         "device": device_name,
     }
+    if node.meta.get("donate_residual"):  # in-place layers time differently
+        doc["in_place"] = True
     text = json.dumps(doc, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 

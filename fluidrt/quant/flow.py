@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -109,8 +109,11 @@ class Int8Model:
         return "\n".join(lines + [self.model.summary()])
 
 
-def int8_runner(config: Config, graph: Graph, device: torch.device) -> Any:
-    """What a predictor runs for an INT8 config: the INT8 model, or the calibrating one."""
+def int8_runner(
+    config: Config, graph: Graph, device: torch.device, save: Callable[[Any], None] | None = None
+) -> Any:
+    """What a predictor runs for an INT8 config: the INT8 model, or the calibrating one.
+    ``save`` (``use_static``) receives every INT8 model built, calibrated or not."""
     s = config.settings
     if not s.use_calib_mode:
         from fluidrt.quant.qdq import fold_qdq
@@ -122,7 +125,7 @@ def int8_runner(config: Config, graph: Graph, device: torch.device) -> Any:
                 "quantize_linear/dequantize_linear ops (explicit quantization); this one has "
                 "none. Pass use_calib_mode=True to calibrate it instead."
             )
-        return build_int8(graph, scales, (), s, device)
+        return _saved(build_int8(graph, scales, (), s, device), save)
     if s.calib_num_inputs < s.calib_min_inputs:
         raise ConfigError(
             f"INT8 calibration: calib_num_inputs={s.calib_num_inputs} is fewer than the "
@@ -135,10 +138,16 @@ def int8_runner(config: Config, graph: Graph, device: torch.device) -> Any:
         check_table(table, path, key, needed_tensors(graph), graph.values)
         keep = _read_decisions(path)
         log.info("INT8: calibration table %s found; building without calibration", path)
-        return build_int8(graph, table.scales, keep, s, device)
-    model = CalibratingModel(config, graph, device, path, key)
+        return _saved(build_int8(graph, table.scales, keep, s, device), save)
+    model = CalibratingModel(config, graph, device, path, key, save)
     if s.calib_data:
         model.calibrate_on(s.calib_data)
+    return model
+
+
+def _saved(model: Any, save: Callable[[Any], None] | None) -> Any:
+    if save is not None:
+        save(model.model)
     return model
 
 
@@ -158,9 +167,16 @@ class CalibratingModel:
     """Runs natively in FP32 while recording ranges; then writes the table and switches."""
 
     def __init__(
-        self, config: Config, graph: Graph, device: torch.device, path: str, key: str
+        self,
+        config: Config,
+        graph: Graph,
+        device: torch.device,
+        path: str,
+        key: str,
+        save: Callable[[Any], None] | None = None,
     ) -> None:
         s = config.settings
+        self.save = save
         self.settings = s
         self.graph = graph
         self.device = device
@@ -224,7 +240,7 @@ class CalibratingModel:
             json.dumps({"keep_float": keep, "threshold": s.int8_sensitivity_threshold}).encode(),
         )
         log.info("INT8: wrote calibration table %s (%d tensors)", self.path, len(scales))
-        self.model = build_int8(self.graph.clone(), scales, keep, s, self.device)
+        self.model = _saved(build_int8(self.graph.clone(), scales, keep, s, self.device), self.save)
         if self._profiler is not None:
             self.model.set_profiler(self._profiler)
 

@@ -187,6 +187,41 @@ def test_calibration_flow_writes_table_and_reuses_it(small_onnx: str, tmp_path: 
     assert err < 0.05, err  # 8-bit activations and weights on a 4-layer random net
 
 
+def test_use_static_saves_the_int8_plan_and_loads_it_without_building(
+    small_onnx: str, tmp_path: Path
+) -> None:
+    """With ``use_static`` the INT8 engines calibration built are written to the optim cache
+    (under a key covering the table just written); the next predictor loads that plan: no
+    calibration, no build, the same outputs."""
+    from fluidrt.engine.model import PartitionedModel
+
+    cache = str(tmp_path / "cache")
+    calib = dict(num_inputs=8, min_inputs=8, algorithm="minmax", sensitivity_threshold=0)
+
+    def config() -> fluidrt.Config:
+        cfg = _int8_config(small_onnx, cache, **calib)
+        cfg.enable_tensorrt_engine(
+            max_batch_size=4,
+            min_subgraph_size=1,
+            precision_mode=fluidrt.PrecisionType.Int8,
+            use_calib_mode=True,
+            use_static=True,
+        )
+        return cfg
+
+    first = fluidrt.create_predictor(config())
+    for b in np.split(_inputs(8, 0), 2):
+        first.run([b])
+    plans = [f for f in os.listdir(cache) if f.endswith(".plan")]
+    assert len(plans) == 1
+    x = _inputs(4, 1)
+    want = first.run([x])[0]
+    second = fluidrt.create_predictor(config())
+    assert isinstance(second._runner, PartitionedModel)  # loaded, not calibrating or building
+    assert "qconv2d" in second.summary()
+    np.testing.assert_array_equal(second.run([x])[0], want)
+
+
 def test_calibration_errors(small_onnx: str, tmp_path: Path) -> None:
     cache = str(tmp_path / "cache")
     with pytest.raises(ConfigError, match="fewer than the minimum"):
