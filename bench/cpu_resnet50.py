@@ -13,7 +13,7 @@ the runners (so a noisy neighbour slows all of them alike). Latency is wall time
 ``run()`` including the host copies in and out: median and p90, in ms. Prints a table and writes
 ``bench/results/cpu-resnet50.json``::
 
-    {"device", "date", "versions", "settings",
+    {"command", "device", "date", "versions", "settings",
      "rows": [{"runner", "model", "batch", "median_ms", "p90_ms", ...}]}
 
 Runners: ``fluidrt`` (the default config: native executor on CPU), ``fluidrt-engine`` (with
@@ -268,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:  # noqa: BLE001
             pass
     doc = {
+        "command": " ".join(["python", "bench/cpu_resnet50.py", *sys.argv[1:]]),
         "device": f"{_cpu_name()}, {os.cpu_count()} cores",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "versions": versions,
