@@ -297,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     for n, why in skipped.items():
         print(f"{n:27s} {why}")
     load = doc["settings"]["loadavg_1min"]
-    if max(load) > (os.cpu_count() or 1) * 0.75:
+    # the runners' own threads account for a load of about --threads; more is someone else
+    if max(load) > args.threads + 0.75:
         print(f"note: load average {load[0]} -> {load[1]} during timing: other processes competed")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
