@@ -167,9 +167,11 @@ _ONEDNN_UNARY = {
 }
 
 
-def _onednn_algorithm(attr: str) -> str:
-    """The post-op's algorithm argument: exact (erf) GELU, nothing for the others."""
-    return "none" if attr == "gelu" else ""
+def _onednn_post_op(node: Node) -> tuple[str, list, str]:
+    """oneDNN's (attr, scalars, algorithm) for the node's fused activation; the algorithm
+    argument picks exact (erf) GELU and is empty for the others."""
+    attr, scalars_of = _ONEDNN_UNARY[node.attrs.get("activation", "none")]
+    return attr, scalars_of(node.attrs.get("act_attrs", {})), "none" if attr == "gelu" else ""
 
 
 def _onednn_activation_ok(node: Node) -> bool:
@@ -208,9 +210,7 @@ def _conv_onednn(node: Node, consts: dict[int, torch.Tensor], device: torch.devi
         consts[1].contiguous().to_mkldnn(), pad, stride, dil, groups, in_shape
     )
     bias = consts.get(2)
-    attr, scalars_of = _ONEDNN_UNARY[a.get("activation", "none")]
-    scalars = scalars_of(a.get("act_attrs", {}))
-    alg = _onednn_algorithm(attr)
+    attr, scalars, alg = _onednn_post_op(node)
     has_residual = len(node.inputs) > 3 and node.inputs[3] is not None
     pointwise = torch.ops.mkldnn._convolution_pointwise
 
@@ -297,9 +297,7 @@ def _gemm_onednn(node: Node, consts: dict[int, torch.Tensor], device: torch.devi
     w = w.contiguous()
     packed = torch.ops.mkldnn._reorder_linear_weight(w, 1)
     bias = consts.get(2)
-    attr, scalars_of = _ONEDNN_UNARY[node.attrs.get("activation", "none")]
-    scalars = scalars_of(node.attrs.get("act_attrs", {}))
-    alg = _onednn_algorithm(attr)
+    attr, scalars, alg = _onednn_post_op(node)
     linear = torch.ops.mkldnn._linear_pointwise
     n_out = w.shape[0]
 

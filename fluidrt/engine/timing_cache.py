@@ -11,6 +11,7 @@ import json
 import logging
 import os
 
+from fluidrt.engine.inplace import DONATE
 from fluidrt.ir.graph import Node
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ def layer_signature(node: Node, layout: str, device_name: str) -> str:
         "layout": layout,
         "device": device_name,
     }
-    if node.meta.get("donate_residual"):  # in-place layers time differently
+    if node.meta.get(DONATE):  # in-place layers time differently
         doc["in_place"] = True
     text = json.dumps(doc, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]

@@ -142,13 +142,14 @@ def small_onnx(tmp_path_factory: pytest.TempPathFactory) -> str:
     return path
 
 
-def _int8_config(model: str, cache: str, **calib) -> fluidrt.Config:
+def _int8_config(model: str, cache: str, use_static: bool = False, **calib) -> fluidrt.Config:
     cfg = fluidrt.Config(model)
     cfg.disable_gpu()
     cfg.enable_tensorrt_engine(
         max_batch_size=4,
         min_subgraph_size=1,
         precision_mode=fluidrt.PrecisionType.Int8,
+        use_static=use_static,
         use_calib_mode=True,
     )
     cfg.set_optim_cache_dir(cache)
@@ -199,15 +200,7 @@ def test_use_static_saves_the_int8_plan_and_loads_it_without_building(
     calib = dict(num_inputs=8, min_inputs=8, algorithm="minmax", sensitivity_threshold=0)
 
     def config() -> fluidrt.Config:
-        cfg = _int8_config(small_onnx, cache, **calib)
-        cfg.enable_tensorrt_engine(
-            max_batch_size=4,
-            min_subgraph_size=1,
-            precision_mode=fluidrt.PrecisionType.Int8,
-            use_calib_mode=True,
-            use_static=True,
-        )
-        return cfg
+        return _int8_config(small_onnx, cache, use_static=True, **calib)
 
     first = fluidrt.create_predictor(config())
     for b in np.split(_inputs(8, 0), 2):
