@@ -128,5 +128,6 @@ def _ensure_loaded() -> None:
     global _loaded
     if not _loaded:
         _loaded = True
+        import fluidrt.engine.half_tactics  # noqa: F401  (Triton float tactics, CUDA)
         import fluidrt.engine.int8_tactics  # noqa: F401  (INT8 layers and tactics)
         import fluidrt.engine.tactics  # noqa: F401  (registers layers and tactics)

@@ -15,6 +15,9 @@ from fluidrt.engine.inplace import DONATE
 from fluidrt.ir.graph import Node
 
 log = logging.getLogger(__name__)
+# how tactics are timed (2: GPU time of CUDA-graph replays on CUDA); entries timed another way
+# are not comparable, so the method is part of every signature
+TIMING_METHOD = 2
 
 
 def layer_signature(node: Node, layout: str, device_name: str) -> str:
@@ -26,6 +29,7 @@ def layer_signature(node: Node, layout: str, device_name: str) -> str:
         ],
         "layout": layout,
         "device": device_name,
+        "method": TIMING_METHOD,
     }
     if node.meta.get(DONATE):  # in-place layers time differently
         doc["in_place"] = True

@@ -1,5 +1,9 @@
 """INT8 implicit-GEMM convolution and GEMM with fused epilogues, NHWC int8 (Triton).
 
+The kernels are dtype-generic: int8 operands accumulate in int32, fp16/bf16 operands in fp32
+(``fluidrt.kernels.conv_half`` is the half-precision API over the same kernels, through
+``implicit_gemm_conv``, ``implicit_gemm`` and ``depthwise_conv``).
+
 Layout: activations are int8 tensors of NCHW shape with channels_last strides (NHWC memory,
 ``t.contiguous(memory_format=torch.channels_last)``); outputs come back the same way. Weights
 are packed once with ``pack_conv_weight`` to ``[K, R, S, C]`` so that the reduction index
@@ -250,6 +254,7 @@ def _conv_int8_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr,
+    ACC: tl.constexpr,
 ):
     # grouped tile order: GROUP_M row blocks share the weight columns they read (L2 reuse)
     pid = tl.program_id(0)
@@ -280,7 +285,7 @@ def _conv_int8_kernel(
     k_start = pid_k * k_per
     k_end = min(k_start + k_per, num_k)
 
-    acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.int32)
+    acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=ACC)
     if IS_GEMM:
         x_rows = x + rows_ld[:, None] * stride_xm
         for kb in range(k_start, k_end):
@@ -288,7 +293,7 @@ def _conv_int8_kernel(
             kmask = kk < C
             a = tl.load(x_rows + kk[None, :], mask=kmask[None, :], other=0)
             b = tl.load(w_cols + kk[:, None], mask=kmask[:, None], other=0)
-            acc = tl.dot(a, b, acc, out_dtype=tl.int32)
+            acc = tl.dot(a, b, acc, out_dtype=ACC)
     else:
         # output pixel -> (image, top-left input row/col of its window)
         q = rows_ld % Q
@@ -311,7 +316,7 @@ def _conv_int8_kernel(
                 a_ptr = (x_img + (ih * W + iw) * C + c0)[:, None] + rk[None, :]
                 a = tl.load(a_ptr, mask=inside[:, None], other=0)
                 b = tl.load(w_cols + (kb * BLOCK_K + rk)[:, None])
-                acc = tl.dot(a, b, acc, out_dtype=tl.int32)
+                acc = tl.dot(a, b, acc, out_dtype=ACC)
         else:
             rsc = R * S * C
             for kb in range(k_start, k_end):
@@ -326,7 +331,7 @@ def _conv_int8_kernel(
                 inside = (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W) & kmask[None, :]
                 a = tl.load(x_img[:, None] + (ih * W + iw) * C + c[None, :], mask=inside, other=0)
                 b = tl.load(w_cols + kk[:, None], mask=kmask[:, None], other=0)
-                acc = tl.dot(a, b, acc, out_dtype=tl.int32)
+                acc = tl.dot(a, b, acc, out_dtype=ACC)
 
     if SPLIT_K == 1:
         _epilogue(
@@ -351,7 +356,7 @@ def _conv_int8_kernel(
             QUANT,
         )
     else:
-        # partial sums to the int32 workspace slice of this split; _splitk_epilogue_kernel ends it
+        # partial sums to the workspace slice of this split; _splitk_epilogue_kernel ends it
         mask = (rows < M)[:, None] & (cols < N)[None, :]
         wptr = out + pid_k * stride_ws + rows[:, None] * N + cols[None, :]
         tl.store(wptr, acc, mask=mask)
@@ -380,12 +385,13 @@ def _splitk_epilogue_kernel(
     SPLIT_K: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
+    ACC: tl.constexpr,
 ):
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     mask = (rows < M)[:, None] & (cols < N)[None, :]
     ptr = ws + rows[:, None] * N + cols[None, :]
-    acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.int32)
+    acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=ACC)
     for z in tl.static_range(SPLIT_K):
         acc += tl.load(ptr + z * stride_ws, mask=mask, other=0)
     _epilogue(
@@ -443,6 +449,7 @@ def _depthwise_int8_kernel(
     QUANT: tl.constexpr,
     BLOCK_Q: tl.constexpr,
     BLOCK_C: tl.constexpr,
+    ACC: tl.constexpr,
 ):
     # BLOCK_Q output pixels along one output row x BLOCK_C channels per program
     pid = tl.program_id(0)
@@ -455,7 +462,7 @@ def _depthwise_int8_kernel(
     cs = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
     qmask = q < Q
     cmask = cs < C
-    acc = tl.zeros([BLOCK_Q, BLOCK_C], dtype=tl.int32)
+    acc = tl.zeros([BLOCK_Q, BLOCK_C], dtype=ACC)
     x_img = x + img * (H * W * C)
     for r in tl.static_range(R):
         ih = p * SH - PH + r * DH
@@ -469,7 +476,7 @@ def _depthwise_int8_kernel(
                 other=0,
             )
             wv = tl.load(w + (r * S + s) * C + cs, mask=cmask, other=0)
-            acc += xv.to(tl.int32) * wv.to(tl.int32)[None, :]
+            acc += xv.to(ACC) * wv.to(ACC)[None, :]
     rows = (img * P + p) * Q + q
     rows = tl.where(qmask, rows, M)  # pixels past the row end are masked out by rows < M
     _epilogue(
@@ -503,8 +510,9 @@ def _pow2_at_most(limit: int, cap: int) -> int:
     return max(16, min(cap, triton.next_power_of_2(limit)))
 
 
-def _block_k_for(c: int, is_gemm: bool) -> int:
-    for bk in (128, 64, 32):
+def _block_k_for(c: int, is_gemm: bool, half: bool = False) -> int:
+    # 128 int8 or 64 half values: 128-byte rows (fp16 tiles of 128 would not fit 4 stages)
+    for bk in (64, 32) if half else (128, 64, 32):
         if c % bk == 0:
             return bk
     return 64 if is_gemm and c >= 64 else 32
@@ -573,16 +581,17 @@ def conv_shape(
     )
 
 
-def conv_configs(shape: ConvShape) -> list[Int8Config]:
-    """Configs worth timing for this convolution, heuristic best first."""
+def conv_configs(shape: ConvShape, half: bool = False) -> list[Int8Config]:
+    """Configs worth timing for this convolution (int8, or fp16/bf16 with ``half``), heuristic
+    best first."""
     m = shape.n * shape.p * shape.q
-    bk = _block_k_for(shape.c, shape.is_gemm)
+    bk = _block_k_for(shape.c, shape.is_gemm, half)
     return list(_candidates(m, shape.k, shape.r * shape.s * shape.c, bk))
 
 
-def gemm_configs(m: int, n: int, k: int) -> list[Int8Config]:
+def gemm_configs(m: int, n: int, k: int, half: bool = False) -> list[Int8Config]:
     """Configs worth timing for an [M, K] x [N, K]^T GEMM, heuristic best first."""
-    return list(_candidates(m, n, k, _block_k_for(k, True)))
+    return list(_candidates(m, n, k, _block_k_for(k, True, half)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -695,8 +704,10 @@ def _launch_gemm_like(
     stride_rm = res2d.stride(0) if res2d is not None else 0
     bias_arg = bias if bias is not None else scale
     qscale = float(out_scale) if out_scale is not None else 1.0
+    is_int8 = x2d.dtype == torch.int8
+    acc, ws_dtype = (tl.int32, torch.int32) if is_int8 else (tl.float32, torch.float32)
     if split > 1:
-        ws = torch.empty((split, m, n), device=x2d.device, dtype=torch.int32)
+        ws = torch.empty((split, m, n), device=x2d.device, dtype=ws_dtype)
         target, stride_ws = ws, m * n
     else:
         target, stride_ws = out2d, 0
@@ -732,6 +743,7 @@ def _launch_gemm_like(
         BLOCK_N=bn,
         BLOCK_K=bk,
         GROUP_M=config.group_m,
+        ACC=acc,
         num_warps=config.num_warps,
         num_stages=config.num_stages,
         enable_fp_fusion=False,
@@ -757,6 +769,7 @@ def _launch_gemm_like(
             SPLIT_K=split,
             BLOCK_M=ebm,
             BLOCK_N=ebn,
+            ACC=acc,
             num_warps=4,
             enable_fp_fusion=False,
         )
@@ -778,6 +791,11 @@ def pack_depthwise_weight(w: torch.Tensor) -> torch.Tensor:
 
 def _nhwc(x: torch.Tensor, name: str) -> torch.Tensor:
     _check_int8(x, name, 4)
+    return nhwc_checked(x, name)
+
+
+def nhwc_checked(x: torch.Tensor, name: str) -> torch.Tensor:
+    """x as channels-last memory, within the kernels' int32 offsets (any dtype)."""
     x = x.contiguous(memory_format=torch.channels_last)
     if x.numel() > _INT32_LIMIT:
         raise ValueError(f"{name}: {x.numel()} elements exceed int32 offsets; split the batch")
@@ -817,6 +835,44 @@ def conv2d_int8(
     """Int8 convolution (groups 1) of NHWC x with packed [K, R, S, C] weights, fused epilogue."""
     x = _nhwc(x, "x")
     _check_int8(w_packed, "w_packed", 4)
+    return implicit_gemm_conv(
+        x,
+        w_packed,
+        scale,
+        bias,
+        stride,
+        padding,
+        dilation,
+        activation,
+        act_alpha,
+        act_beta,
+        residual,
+        residual_scale,
+        out_scale,
+        out_dtype,
+        config,
+    )
+
+
+def implicit_gemm_conv(
+    x: torch.Tensor,
+    w_packed: torch.Tensor,
+    scale: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: int | Sequence[int],
+    padding: int | Sequence[int],
+    dilation: int | Sequence[int],
+    activation: str,
+    act_alpha: float,
+    act_beta: float,
+    residual: torch.Tensor | None,
+    residual_scale: float | None,
+    out_scale: float | None,
+    out_dtype: torch.dtype,
+    config: Int8Config | None,
+) -> torch.Tensor:
+    """The convolution kernel for checked NHWC ``x`` and packed weights of its dtype (int8 ->
+    int32 accumulation, fp16/bf16 -> fp32)."""
     shape = conv_shape(x, w_packed, stride, padding, dilation)
     if w_packed.shape[3] != shape.c:
         raise ValueError(
@@ -824,7 +880,7 @@ def conv2d_int8(
             f"got {tuple(w_packed.shape)}"
         )
     if shape.p <= 0 or shape.q <= 0:
-        raise ValueError(f"conv2d_int8: empty output for {shape}")
+        raise ValueError(f"convolution: empty output for {shape}")
     _check_vector(scale, "scale", shape.k, x.device)
     _check_vector(bias, "bias", shape.k, x.device)
     out_shape = (shape.n, shape.k, shape.p, shape.q)
@@ -856,10 +912,7 @@ def conv2d_int8(
         float(act_alpha),
         float(act_beta),
         out_scale,
-        config
-        or _candidates(
-            m, shape.k, shape.r * shape.s * shape.c, _block_k_for(shape.c, shape.is_gemm)
-        )[0],
+        config or conv_configs(shape, x.dtype != torch.int8)[0],
         m,
         shape,
     )
@@ -883,6 +936,37 @@ def gemm_int8(
     """Int8 GEMM a[M, K] x b[N, K]^T with the conv epilogue; returns [M, N]."""
     _check_int8(a, "a", 2)
     _check_int8(b, "b", 2)
+    return implicit_gemm(
+        a,
+        b,
+        scale,
+        bias,
+        activation,
+        act_alpha,
+        act_beta,
+        residual,
+        residual_scale,
+        out_scale,
+        out_dtype,
+        config,
+    )
+
+
+def implicit_gemm(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    scale: torch.Tensor,
+    bias: torch.Tensor | None,
+    activation: str,
+    act_alpha: float,
+    act_beta: float,
+    residual: torch.Tensor | None,
+    residual_scale: float | None,
+    out_scale: float | None,
+    out_dtype: torch.dtype,
+    config: Int8Config | None,
+) -> torch.Tensor:
+    """The GEMM kernel for checked 2-D ``a`` and ``b`` of one dtype."""
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"b: expected [N, {a.shape[1]}], got {tuple(b.shape)}")
     m, k = (int(d) for d in a.shape)
@@ -913,7 +997,7 @@ def gemm_int8(
         float(act_alpha),
         float(act_beta),
         out_scale,
-        config or _candidates(m, n, k, _block_k_for(k, True))[0],
+        config or gemm_configs(m, n, k, a.dtype != torch.int8)[0],
         m,
         None,
     )
@@ -939,6 +1023,41 @@ def depthwise_conv2d_int8(
     """Int8 depthwise convolution (groups == C) with packed [R, S, C] weights, fused epilogue."""
     x = _nhwc(x, "x")
     _check_int8(w_packed, "w_packed", 3)
+    return depthwise_conv(
+        x,
+        w_packed,
+        scale,
+        bias,
+        stride,
+        padding,
+        dilation,
+        activation,
+        act_alpha,
+        act_beta,
+        residual,
+        residual_scale,
+        out_scale,
+        out_dtype,
+    )
+
+
+def depthwise_conv(
+    x: torch.Tensor,
+    w_packed: torch.Tensor,
+    scale: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: int | Sequence[int],
+    padding: int | Sequence[int],
+    dilation: int | Sequence[int],
+    activation: str,
+    act_alpha: float,
+    act_beta: float,
+    residual: torch.Tensor | None,
+    residual_scale: float | None,
+    out_scale: float | None,
+    out_dtype: torch.dtype,
+) -> torch.Tensor:
+    """The depthwise kernel for checked NHWC ``x`` and packed [R, S, C] weights of its dtype."""
     n, c, h, w = (int(d) for d in x.shape)
     r, s, wc = (int(d) for d in w_packed.shape)
     if wc != c:
@@ -958,7 +1077,7 @@ def depthwise_conv2d_int8(
         _pair(dilation, "dilation"),
     )
     if g.p <= 0 or g.q <= 0:
-        raise ValueError(f"depthwise_conv2d_int8: empty output for {g}")
+        raise ValueError(f"depthwise convolution: empty output for {g}")
     _check_vector(scale, "scale", c, x.device)
     _check_vector(bias, "bias", c, x.device)
     out_shape = (n, c, g.p, g.q)
@@ -1001,6 +1120,7 @@ def depthwise_conv2d_int8(
         QUANT=out_scale is not None,
         BLOCK_Q=block_q,
         BLOCK_C=block_c,
+        ACC=tl.int32 if x.dtype == torch.int8 else tl.float32,
         num_warps=4,
         enable_fp_fusion=False,
     )
