@@ -8,8 +8,9 @@ For each model and batch, measured in one process:
 - ``latency_ms``: median CUDA-event time of one ``predictor.run()`` (CUDA graph replay), as in
   the seed table, and ``kernel_ms``: the sum of GPU kernel durations of one replay (torch
   profiler, CUPTI): latency minus kernel time is what launches and gaps between kernels cost;
-- per layer (graphs off, each layer under a ``record_function`` range, no synchronization): op,
-  tactic, output shape and the GPU time of its kernels, slowest first;
+- per layer: op, tactic, output shape and the GPU time of its kernels (the layer alone, a few
+  calls captured in a CUDA graph and replayed, as the builder times tactics), slowest first,
+  with the build-time timings of every candidate tactic;
 - the same kernel total and the slowest kernels of ``torch.compile(mode="reduce-overhead")`` fp16
   on the torchvision peer at batch 1 (``--compile-batches``).
 Writes ``<out>/<gpu>-layer-profile.json``.
@@ -18,7 +19,6 @@ Writes ``<out>/<gpu>-layer-profile.json``.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import json
 import os
@@ -35,18 +35,6 @@ from bench.seed_table import (  # noqa: E402
     _fluidrt_predictor,
     _torch_runner,
 )
-
-
-class _Ranges:
-    """Stands in for fluidrt's Profiler: opens a profiler range per layer, never synchronizes."""
-
-    def __init__(self, tactics: dict[str, str]) -> None:
-        self.tactics = tactics
-
-    @contextlib.contextmanager
-    def layer(self, name: str, op: str, segment: str):
-        with torch.profiler.record_function(f"layer|{name}|{op}|{self.tactics.get(name, '')}"):
-            yield
 
 
 def _kernels(prof) -> list:
@@ -70,35 +58,37 @@ def _kernel_total(fn, runs: int = 20) -> tuple[float, int, dict[str, float]]:
     return sum(by_name.values()), round(len(ks) / runs), dict(by_name)
 
 
-def _layer_profile(ctx, x: torch.Tensor, shapes: dict[str, list], runs: int = 10) -> list[dict]:
-    tactics = dict(ctx.engine.tactics)
-    ctx.profiler = _Ranges(tactics)
-    for _ in range(3):
-        ctx.run([x])
-    torch.cuda.synchronize()
-    acts = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
-    with torch.profiler.profile(activities=acts) as prof:
-        for _ in range(runs):
-            ctx.run([x])
-        torch.cuda.synchronize()
-    ctx.profiler = None
-    rows: dict[str, dict] = {}
-    for ev in prof.key_averages():
-        if not ev.key.startswith("layer|"):
-            continue
-        _, name, op, tactic = ev.key.split("|", 3)
-        rows[name] = {
-            "layer": name,
-            "op": op,
-            "tactic": tactic,
-            "shape": shapes.get(name),
-            "gpu_us": round(ev.device_time_total / runs, 2),
-        }
-    out = sorted(rows.values(), key=lambda r: -r["gpu_us"])
-    total = sum(r["gpu_us"] for r in out) or 1.0
-    for r in out:
+def _layer_profile(ctx, x: torch.Tensor) -> list[dict]:
+    """Each layer's chosen tactic timed as the builder times it (GPU time of CUDA-graph
+    replays, on the layer's real input), with the build-time timings of every candidate."""
+    from fluidrt.engine.builder import _gpu_time
+
+    env = dict(ctx._const)
+    env[ctx._inputs[0]] = (
+        x.contiguous(memory_format=torch.channels_last)
+        if (ctx._inputs[0] in ctx._channels_last)
+        else x
+    )
+    rows = []
+    with torch.inference_mode(), torch.cuda.stream(ctx._stream):
+        for run, ins, outs, node in ctx._steps:
+            args = [env[n] if n is not None else None for n in ins]
+            res = run(args)
+            env.update(zip(outs, res, strict=True))
+            rows.append(
+                {
+                    "layer": node.name,
+                    "op": node.op,
+                    "tactic": node.meta.get("tactic", "torch"),
+                    "shape": list(node.outputs[0].shape or []),
+                    "gpu_us": round(_gpu_time(lambda run=run, args=args: run(args), 10) * 1e6, 2),
+                    "build_timings_ms": node.meta.get("timings_ms", {}),
+                }
+            )
+    total = sum(r["gpu_us"] for r in rows) or 1.0
+    for r in rows:
         r["percent"] = round(100 * r["gpu_us"] / total, 1)
-    return out
+    return sorted(rows, key=lambda r: -r["gpu_us"])
 
 
 def profile_fluidrt(name: str, batch: int, cache: str) -> dict:
@@ -115,9 +105,7 @@ def profile_fluidrt(name: str, batch: int, cache: str) -> dict:
     latency = _cuda_time(run)[0]
     kernel_ms, n_kernels, by_kernel = _kernel_total(run)
     engines = [c for c in model._runners if hasattr(c, "engine")]
-    ctx = engines[0]
-    shapes = {n.name: list(n.outputs[0].shape or []) for n in ctx.engine.graph.nodes}
-    layers = _layer_profile(ctx, x, shapes)
+    layers = _layer_profile(engines[0], x)
     by_op: dict[str, float] = defaultdict(float)
     for r in layers:
         by_op[r["op"]] += r["gpu_us"]

@@ -9,9 +9,12 @@ faster layout wins. Choices are recorded in each node's ``meta["tactic"]``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -129,6 +132,58 @@ def _random_inputs(graph: Graph, device: torch.device, seed: int = 0) -> list[to
     return out
 
 
+def _precompile(
+    graph: Graph,
+    device: torch.device,
+    layout: str,
+    consts: dict[str, torch.Tensor],
+    cache: TimingCache,
+    device_name: str,
+) -> None:
+    """Compile the Triton kernels the tuner is about to time, in threads: each variant is a
+    separate compile (much of it in ptxas and in Triton's native passes, outside the GIL), and
+    compiled one by one they would dominate a cold build. Launched on placeholder inputs of the
+    layers' shapes, which specialize the kernels as the real ones will."""
+    jobs = []
+    for node in graph.nodes:
+        cands = [(n, t) for t in candidate_tactics(node, device) for n in t.names(node)]
+        triton = [(n, t) for n, t in cands if n.startswith("triton_") and n != "triton_pointwise"]
+        if not triton:
+            continue
+        cached = cache.peek(layer_signature(node, layout, device_name), [n for n, _ in cands])
+        for name, tac in triton:
+            if cached is None or cached.get(name, float("inf")) <= min(cached.values()):
+                jobs.append((node, name, tac))
+    if len(jobs) < 2:
+        return
+
+    def compile_one(job: tuple) -> None:
+        node, name, tac = job
+        twin = copy.copy(node)
+        twin.meta = {**node.meta, "tactic_variant": name.partition(":")[2] or None}
+        cconsts = {}
+        args = []
+        for i, v in enumerate(node.inputs):
+            if v is None or v.is_const:
+                args.append(consts[v.name] if v is not None else None)
+                if v is not None:
+                    cconsts[i] = consts[v.name]
+                continue
+            t = torch.zeros(v.shape, dtype=to_torch(v.dtype), device=device)
+            if layout == "nhwc" and t.dim() == 4 and t.is_floating_point():
+                t = t.contiguous(memory_format=torch.channels_last)
+            args.append(t)
+        try:
+            with torch.inference_mode():
+                tac.prepare(twin, cconsts, device)(args)
+        except Exception as exc:  # the tuner meets the same failure and skips the tactic
+            log.debug("precompiling %s for %s failed: %s", name, node.name, exc)
+
+    with ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1)) as pool:
+        list(pool.map(compile_one, jobs))
+    torch.cuda.synchronize(device)
+
+
 def _select_tactics(
     graph: Graph,
     device: torch.device,
@@ -147,6 +202,8 @@ def _select_tactics(
     total = len(graph.nodes)
     device_name = device_identity(device)["device_name"]
     mark_donations(graph)  # in-place layers are timed as they will run
+    if device.type == "cuda":
+        _precompile(graph, device, layout, consts, cache, device_name)
     with torch.inference_mode():
         for idx, node in enumerate(graph.nodes):
             args = [env[v.name] if v is not None else None for v in node.inputs]

@@ -3,8 +3,8 @@
 
 Offered where the libraries leave the GPU idle, and timed against them like any tactic:
 - ``triton_conv`` (fp16/bf16, groups 1): convolutions whose output is too small to fill the GPU
-  with library tiles (fewer 64x64 output tiles than SMs: the late stages at small batch) and
-  stems with few input channels; variants are split-K tile configs.
+  with library tiles (64x64 output tiles for fewer than half the SMs: the late stages at small
+  batch) and stems with few input channels; variants are split-K and whole-K tile configs.
 - ``triton_depthwise`` (fp16/bf16/fp32, groups == channels): every depthwise convolution.
 - ``triton_gemm`` (fp16/bf16): fully connected layers (constant weight) with few rows.
 The epilogue (bias, residual, activation) runs in fp32 on the accumulator.
@@ -23,8 +23,8 @@ from fluidrt.engine.tactics import conv, gemm
 from fluidrt.ir.graph import Node
 from fluidrt.ops.fused import CONV_ATTRS
 
-SMS = 132  # H100/H200 SXM: where one wave of 64x64 tiles ends
-MAX_VARIANTS = 4  # configs timed per layer: each distinct one is a Triton compile at build
+SMS = 132  # H100/H200 SXM: one wave of 64x64 output tiles
+MAX_VARIANTS = 3  # configs timed per layer: each distinct one is a Triton compile at build
 _HALF = ("float16", "bfloat16")
 
 
@@ -86,7 +86,8 @@ def _conv_shape(node: Node) -> Any:
 
 
 def _underfilled(m: int, n: int) -> bool:
-    return -(-m // 64) * -(-n // 64) < SMS
+    """Fewer 64x64 output tiles than half the SMs: library tiling leaves most of the GPU idle."""
+    return -(-m // 64) * -(-n // 64) < SMS // 2
 
 
 def _conv_applies(node: Node) -> bool:

@@ -1,0 +1,80 @@
+"""Which layers the Triton float tactics are offered for (no GPU needed: only the choice of
+candidates; the kernels themselves are tested in tests/kernels and tests/gpu)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+pytest.importorskip("triton")
+
+from fluidrt.engine.builder import concretize  # noqa: E402
+from fluidrt.engine.layers import candidate_tactics  # noqa: E402
+from fluidrt.engine.precision import lower_precision  # noqa: E402
+from fluidrt.engine.timing_cache import TimingCache  # noqa: E402
+from fluidrt.ir.text import parse_graph  # noqa: E402
+from fluidrt.ops.infer import infer_node  # noqa: E402
+from fluidrt.passes import run_passes  # noqa: E402
+from fluidrt.settings import Settings  # noqa: E402
+
+NET = """
+graph net(%x: float32[N,256,56,56]) {
+  %wd: float32[256,1,3,3] = const
+  %d = conv2d(%x, %wd) {"pads": [1, 1, 1, 1], "groups": 256}
+  %w1: float32[256,256,1,1] = const
+  %c1 = conv2d(%d, %w1)
+  %w2: float32[512,256,3,3] = const
+  %c2 = conv2d(%c1, %w2) {"pads": [1, 1, 1, 1], "strides": [8, 8]}
+  %p = adaptive_pool2d(%c2) {"mode": "avg", "output_size": [1, 1]}
+  %f = flatten(%p) {"start": 1}
+  %fw: float32[512,1000] = const
+  %y = matmul(%f, %fw)
+  return %y
+}
+"""
+CUDA = torch.device("cuda")
+
+
+def _offers(batch: int, precision: str | None) -> list[set[str]]:
+    g = run_passes(parse_graph(NET, infer=infer_node), Settings())
+    if precision:
+        g = lower_precision(g, precision)
+    g = concretize(g, batch)
+    ops = ("conv2d", "fused_conv2d", "matmul", "fused_matmul")
+    return [{t.name for t in candidate_tactics(n, CUDA)} for n in g.nodes if n.op in ops]
+
+
+def test_half_engine_offers_triton_where_the_gpu_would_idle() -> None:
+    offers = _offers(1, "float16")
+    depthwise, big, small, fc = ({n for n in v if n.startswith("triton_")} for v in offers)
+    assert depthwise == {"triton_depthwise"}
+    assert big == set()  # 3136 pixels x 256 channels: 196 library tiles fill the GPU
+    assert small == {"triton_conv"}  # 49 pixels x 512 channels
+    assert fc == {"triton_gemm"}
+    # at batch 64 the small convolution fills the GPU too: left to the libraries
+    assert "triton_conv" not in _offers(64, "float16")[2]
+
+
+def test_fp32_engine_offers_only_the_depthwise_kernel() -> None:
+    names = set().union(*_offers(1, None))
+    assert "triton_depthwise" in names
+    assert not names & {"triton_conv", "triton_gemm"}  # no TF32 tensor-core math in fp32
+
+
+def test_split_k_variants_come_first_and_are_capped() -> None:
+    g = concretize(
+        lower_precision(run_passes(parse_graph(NET, infer=infer_node), Settings()), "float16"), 1
+    )
+    node = [n for n in g.nodes if n.op in ("conv2d", "fused_conv2d")][2]
+    tac = next(t for t in candidate_tactics(node, CUDA) if t.name == "triton_conv")
+    names = tac.names(node)
+    assert 1 < len(names) <= 3
+    assert "s1w" not in names[0]  # a split-K config leads
+
+
+def test_timing_cache_peek_counts_nothing(tmp_path) -> None:
+    cache = TimingCache(str(tmp_path / "t.json"))
+    cache.put("k", {"a": 1.0, "b": 2.0})
+    assert cache.peek("k", ["a", "b"]) == {"a": 1.0, "b": 2.0}
+    assert cache.peek("k", ["a", "c"]) is None
+    assert cache.hits == cache.misses == 0
