@@ -374,6 +374,10 @@ def onnx_accuracy(tv_name: str, size: int) -> list[dict]:
 def run(args: argparse.Namespace) -> None:
     import torch
 
+    # fp32 means fp32 for every runner: PyTorch's default lets cuDNN use TF32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
     sys.path.insert(0, str(REPO))
     os.makedirs(args.out, exist_ok=True)
     cache = os.path.join(args.out, "timing_cache.json")
@@ -537,10 +541,11 @@ def _markdown(d: dict) -> list[str]:
         "# Benchmarks",
         "",
         f"The seed's table on {d['device']} ({d['date']}; {json.dumps(d['versions'])}), made by "
-        "`bench/seed_table.py run` on one GPU (the models in two consecutive parts on the same "
-        "leased machine, every runner of a model in the same process; the fluidrt-onnx column "
-        "in a later session, after the fp16 range guard (batches 1, 10 and 256, with "
-        "torch.compile measured again beside it in the JSON)). Median latency in ms "
+        "`bench/seed_table.py run` on one GPU (the models in two parts, every runner of a "
+        "model in the same process; ResNet50's and MobileNet's torch-eager column measured "
+        "again right after, TF32 off; the fluidrt-onnx column in an earlier session, before the "
+        "Triton convolution tactics (batches 1, 10 and 256, with torch.compile measured again "
+        "beside it in the JSON)). Median latency in ms "
         "(CUDA events, 100 runs; inputs and outputs on the GPU). fp32 runs have TF32 off for "
         "every runner. MobileNet: fluidrt runs Paddle's MobileNetV1, the PyTorch columns "
         "torchvision's MobileNetV2 (torchvision has no V1); the fluidrt-onnx column runs the ONNX "
@@ -621,7 +626,15 @@ def _markdown(d: dict) -> list[str]:
                 f"{100 * a.get('torch_autocast_fp16_top1_agreement', float('nan')):.1f}% |"
             )
     if d.get("builds"):
-        lines += ["", "## Engine build time", ""]
+        lines += [
+            "",
+            "## Engine build time",
+            "",
+            "In a fresh process on a fresh machine: empty Triton kernel cache "
+            "(`TRITON_CACHE_DIR`) and empty timing cache for the cold build, then the same "
+            "build again with the timing cache the cold one wrote.",
+            "",
+        ]
         lines += [
             f"- {b['model']} {b['precision']} batch {b['batch']}, {b['cache']} timing "
             f"cache: {b['build_s']} s"
