@@ -22,14 +22,14 @@ import torch
 from fluidrt.engine.fingerprint import device_identity, fingerprint
 from fluidrt.engine.inplace import mark_donations
 from fluidrt.engine.int8_tactics import INT8_OPS
-from fluidrt.engine.layers import candidate_tactics
+from fluidrt.engine.layers import Tactic, candidate_tactics
 from fluidrt.engine.memory import plan_memory
 from fluidrt.engine.precision import lower_precision
 from fluidrt.engine.ranges import RANGE_BATCH, fp16_unsafe_layers
 from fluidrt.engine.runtime import Engine, const_tensor, library_flags
 from fluidrt.engine.shape_range import ShapeRange
 from fluidrt.engine.timing_cache import TimingCache, layer_signature
-from fluidrt.ir.graph import Graph
+from fluidrt.ir.graph import Graph, Node
 from fluidrt.ops.dtypes import to_torch
 from fluidrt.ops.infer import concrete_shape, infer_graph
 from fluidrt.settings import PrecisionType, Settings
@@ -132,32 +132,31 @@ def _random_inputs(graph: Graph, device: torch.device, seed: int = 0) -> list[to
     return out
 
 
+def _candidates(
+    node: Node, device: torch.device, cache: TimingCache, key: str
+) -> tuple[list[tuple[str, Tactic]], dict[str, float] | None]:
+    """The candidates to run for a layer, each (tactic, variant) pair one "name" or
+    "name:variant", and its cached timings; with a cache entry, only the cached winner runs."""
+    cands = [(n, t) for t in candidate_tactics(node, device) for n in t.names(node)]
+    cached = cache.get(key, [n for n, _ in cands]) if len(cands) > 1 else None
+    if cached is not None:
+        fastest = min(cached.values())
+        cands = [(n, t) for n, t in cands if cached.get(n, float("inf")) <= fastest]
+    return cands, cached
+
+
 def _precompile(
-    graph: Graph,
+    jobs: list[tuple[Node, str, Tactic]],
     device: torch.device,
     layout: str,
     consts: dict[str, torch.Tensor],
-    cache: TimingCache,
-    device_name: str,
 ) -> None:
     """Compile the Triton kernels the tuner is about to time, in threads: each variant is a
     separate compile (much of it in ptxas and in Triton's native passes, outside the GIL), and
     compiled one by one they would dominate a cold build. Launched on placeholder inputs of the
     layers' shapes, which specialize the kernels as the real ones will."""
-    jobs = []
-    for node in graph.nodes:
-        cands = [(n, t) for t in candidate_tactics(node, device) for n in t.names(node)]
-        triton = [(n, t) for n, t in cands if n.startswith("triton_") and n != "triton_pointwise"]
-        if not triton:
-            continue
-        cached = cache.peek(layer_signature(node, layout, device_name), [n for n, _ in cands])
-        for name, tac in triton:
-            if cached is None or cached.get(name, float("inf")) <= min(cached.values()):
-                jobs.append((node, name, tac))
-    if len(jobs) < 2:
-        return
 
-    def compile_one(job: tuple) -> None:
+    def compile_one(job: tuple[Node, str, Tactic]) -> None:
         node, name, tac = job
         twin = copy.copy(node)
         twin.meta = {**node.meta, "tactic_variant": name.partition(":")[2] or None}
@@ -202,23 +201,27 @@ def _select_tactics(
     total = len(graph.nodes)
     device_name = device_identity(device)["device_name"]
     mark_donations(graph)  # in-place layers are timed as they will run
-    if device.type == "cuda":
-        _precompile(graph, device, layout, consts, cache, device_name)
+    plans = []
+    for node in graph.nodes:
+        key = layer_signature(node, layout, device_name)
+        plans.append((node, key, *_candidates(node, device, cache, key)))
+    triton = [
+        (node, name, tac)
+        for node, _, cands, _ in plans
+        for name, tac in cands
+        if name.startswith("triton_") and name != "triton_pointwise"
+    ]
+    if device.type == "cuda" and len(triton) > 1:
+        _precompile(triton, device, layout, consts)
     with torch.inference_mode():
-        for idx, node in enumerate(graph.nodes):
+        for idx, (node, key, cands, cached) in enumerate(plans):
             args = [env[v.name] if v is not None else None for v in node.inputs]
             cconsts = {
                 i: consts[v.name] for i, v in enumerate(node.inputs) if v is not None and v.is_const
             }
-            # every (tactic, variant) pair is one candidate: "name" or "name:variant"
-            cands = [(n, t) for t in candidate_tactics(node, device) for n in t.names(node)]
-            key = layer_signature(node, layout, device_name)
-            cached = cache.get(key, [n for n, _ in cands]) if len(cands) > 1 else None
             best, best_t, best_out = None, float("inf"), None
             timings = {}
             for name, tac in cands:
-                if cached is not None and cached.get(name, float("inf")) > min(cached.values()):
-                    continue  # the cache says another tactic wins: run only the winner
                 try:
                     node.meta["tactic_variant"] = name.partition(":")[2] or None
                     run = tac.prepare(node, cconsts, device)

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from fluidrt.engine.int8_tactics import _meta, _triton_act
+from fluidrt.engine.int8_tactics import meta_tensor, triton_activation
 from fluidrt.engine.layers import Runner, tactic
 from fluidrt.engine.tactics import conv, gemm
 from fluidrt.ir.graph import Node
@@ -42,7 +42,7 @@ def _conv_attrs(node: Node) -> dict:
 
 def _epilogue_ok(node: Node) -> bool:
     a = node.attrs
-    return _triton_act(a.get("activation", "none"), a.get("act_attrs", {})) is not None
+    return triton_activation(a.get("activation", "none"), a.get("act_attrs", {})) is not None
 
 
 def _static_weight(node: Node, rank: int) -> bool:
@@ -76,7 +76,7 @@ def _conv_common(node: Node) -> bool:
 
 def _conv_shape(node: Node) -> Any:
     """The kernel's ConvShape for the node's concrete shapes, or None while symbolic."""
-    x, w = _meta(node.inputs[0].shape), _meta(node.inputs[1].shape)
+    x, w = meta_tensor(node.inputs[0].shape), meta_tensor(node.inputs[1].shape)
     if x is None or w is None:
         return None
     a = _conv_attrs(node)
@@ -122,7 +122,7 @@ def _config(node: Node) -> Any:
 
 def _epilogue(node: Node) -> dict:
     a = node.attrs
-    act, alpha, beta = _triton_act(a.get("activation", "none"), a.get("act_attrs", {}))
+    act, alpha, beta = triton_activation(a.get("activation", "none"), a.get("act_attrs", {}))
     return {"activation": act, "act_alpha": alpha, "act_beta": beta}
 
 

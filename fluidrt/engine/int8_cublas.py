@@ -24,9 +24,9 @@ from fluidrt.engine.int8_tactics import (
     _attrs,
     _kernel_epilogue,
     _kernels,
-    _triton_act,
     qconv,
     qgemm,
+    triton_activation,
 )
 from fluidrt.engine.layers import Runner, tactic
 from fluidrt.ir.graph import Node
@@ -55,7 +55,7 @@ def _common_applies(node: Node) -> bool:
     return (
         hasattr(torch, "_int_mm")
         and _epilogue_kernel() is not None
-        and _triton_act(a.get("activation", "none"), a.get("act_attrs", {})) is not None
+        and triton_activation(a.get("activation", "none"), a.get("act_attrs", {})) is not None
         and node.inputs[1].is_const
         and node.inputs[2].is_const
     )

@@ -168,7 +168,7 @@ def _kernels():
     return int8_conv
 
 
-def _triton_act(activation: str, act_attrs: dict) -> tuple[str, float, float] | None:
+def triton_activation(activation: str, act_attrs: dict) -> tuple[str, float, float] | None:
     """The kernel's activation name and scalars for a canonical activation, or None."""
     if activation == "clip":
         lo, hi = act_attrs.get("min", float("-inf")), act_attrs.get("max", float("inf"))
@@ -188,7 +188,7 @@ def _triton_applies(node: Node) -> bool:
     a = node.attrs
     if (
         _kernels() is None
-        or _triton_act(a.get("activation", "none"), a.get("act_attrs", {})) is None
+        or triton_activation(a.get("activation", "none"), a.get("act_attrs", {})) is None
     ):
         return False
     if node.op == "qconv2d":
@@ -205,7 +205,7 @@ def _depthwise(node: Node) -> bool:
 
 def _kernel_epilogue(a: dict) -> dict:
     """The epilogue keywords of the Triton int8 kernels for a qconv2d / qmatmul node's attrs."""
-    act, alpha, beta = _triton_act(a["activation"], a["act_attrs"])
+    act, alpha, beta = triton_activation(a["activation"], a["act_attrs"])
     return {
         "activation": act,
         "act_alpha": alpha,
@@ -222,7 +222,7 @@ def _out_dtype(a: dict) -> torch.dtype:
     return torch.int8 if a["out_scale"] is not None else to_torch(a["out_dtype"])
 
 
-def _meta(shape: Any) -> torch.Tensor | None:
+def meta_tensor(shape: Any) -> torch.Tensor | None:
     if shape is None or not all(isinstance(d, int) for d in shape):
         return None
     return torch.empty(shape, device="meta")
@@ -231,7 +231,7 @@ def _meta(shape: Any) -> torch.Tensor | None:
 def _qconv_variants(node: Node) -> list[str]:
     """Kernel configs worth timing for this convolution's concrete shape (builder only)."""
     kernels = _kernels()
-    x, w = _meta(node.inputs[0].shape), _meta(node.inputs[1].shape)
+    x, w = meta_tensor(node.inputs[0].shape), meta_tensor(node.inputs[1].shape)
     if kernels is None or x is None or w is None or int(node.attrs.get("groups", 1)) != 1:
         return []
     a = node.attrs
@@ -244,7 +244,7 @@ def _qconv_variants(node: Node) -> list[str]:
 def _qgemm_variants(node: Node) -> list[str]:
     kernels = _kernels()
     a, b = node.inputs[0].shape, node.inputs[1].shape
-    if kernels is None or _meta(a) is None or _meta(b) is None or len(a) != 2:
+    if kernels is None or meta_tensor(a) is None or meta_tensor(b) is None or len(a) != 2:
         return []
     return [c.name for c in kernels.gemm_configs(a[0], b[0], a[1])]
 

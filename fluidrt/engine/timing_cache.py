@@ -59,11 +59,6 @@ class TimingCache:
         self.misses += 1
         return None
 
-    def peek(self, key: str, tactics: list[str]) -> dict[str, float] | None:
-        """What ``get`` would return, without counting a hit or miss."""
-        found = self.entries.get(key)
-        return found if found is not None and set(tactics) <= set(found) else None
-
     def put(self, key: str, timings: dict[str, float]) -> None:
         self.entries[key] = dict(timings)
         self._dirty = True

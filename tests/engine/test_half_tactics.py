@@ -16,7 +16,6 @@ if importlib.util.find_spec("triton") is None:
 from fluidrt.engine.builder import concretize  # noqa: E402
 from fluidrt.engine.layers import candidate_tactics  # noqa: E402
 from fluidrt.engine.precision import lower_precision  # noqa: E402
-from fluidrt.engine.timing_cache import TimingCache  # noqa: E402
 from fluidrt.ir.text import parse_graph  # noqa: E402
 from fluidrt.ops.infer import infer_node  # noqa: E402
 from fluidrt.passes import run_passes  # noqa: E402
@@ -75,11 +74,3 @@ def test_split_k_variants_come_first_and_are_capped() -> None:
     names = tac.names(node)
     assert 1 < len(names) <= 3
     assert "s1w" not in names[0]  # a split-K config leads
-
-
-def test_timing_cache_peek_counts_nothing(tmp_path) -> None:
-    cache = TimingCache(str(tmp_path / "t.json"))
-    cache.put("k", {"a": 1.0, "b": 2.0})
-    assert cache.peek("k", ["a", "b"]) == {"a": 1.0, "b": 2.0}
-    assert cache.peek("k", ["a", "c"]) is None
-    assert cache.hits == cache.misses == 0

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from fluidrt.engine.int8_cublas import conv1x1_runner, gemm_runner, pack_weight
-from fluidrt.engine.int8_tactics import _triton_act
+from fluidrt.engine.int8_tactics import triton_activation
 from fluidrt.engine.layers import candidate_tactics
 from fluidrt.ir.graph import Graph, Node
 from fluidrt.kernels.int8_epilogue import int32_epilogue
@@ -67,7 +67,7 @@ def test_epilogue_matches_reference(
         res_scale = 0.03
     elif residual == "float":
         res = torch.randn(m, n, generator=gen) * 3
-    act, alpha, beta = _triton_act(activation, act_attrs)
+    act, alpha, beta = triton_activation(activation, act_attrs)
     got = int32_epilogue(
         acc.to(device),
         scale.to(device),
