@@ -133,10 +133,10 @@ def _scales(k: int, reduction: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _requant_ref(acc: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """bias + relu + requantize, step by step in fp32 (true division: a tensor divisor)."""
+    """bias + relu + requantize, step by step in fp32 (times the fp32 reciprocal of the scale)."""
     y = acc.float() * scale.view(1, -1, 1, 1) + bias.view(1, -1, 1, 1)
     y = torch.clamp_min(y, 0.0)
-    y = torch.round(y / torch.full_like(y, OUT_SCALE))
+    y = torch.round(y * (torch.tensor(1.0) / torch.tensor(OUT_SCALE)).to(y.device))
     return torch.clamp(y, -128, 127).to(torch.int8)
 
 

@@ -20,7 +20,13 @@ import torch
 import triton
 import triton.language as tl
 
-from fluidrt.kernels.int8_conv import _INT32_LIMIT, _check_vector, _epilogue, _epilogue_args
+from fluidrt.kernels.int8_conv import (
+    _INT32_LIMIT,
+    _check_vector,
+    _epilogue,
+    _epilogue_args,
+    reciprocal,
+)
 
 _BLOCK_M = 16  # small row tiles, many programs: measured 1.6x faster than 64 on an H200
 
@@ -35,7 +41,7 @@ def _int32_epilogue_kernel(
     res_scale,
     alpha,
     beta,
-    out_scale,
+    out_rcp,
     M,
     N,
     stride_am,
@@ -67,7 +73,7 @@ def _int32_epilogue_kernel(
         res_scale,
         alpha,
         beta,
-        out_scale,
+        out_rcp,
         HAS_BIAS,
         RES_MODE,
         ACT,
@@ -129,7 +135,7 @@ def int32_epilogue(
         res_scale,
         float(act_alpha),
         float(act_beta),
-        float(out_scale) if out_scale is not None else 1.0,
+        reciprocal(out_scale) if out_scale is not None else 1.0,
         m,
         n,
         acc.stride(0),

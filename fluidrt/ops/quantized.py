@@ -7,7 +7,9 @@ symmetric scale per output channel. One layer computes::
     y   = float32(acc) * (in_scale * w_scale[k]) + bias[k]
     y  += residual  (int8 residual: residual_q * residual_scale)
     y   = activation(y)
-    out = clamp(round_half_even(y / out_scale), -128, 127) as int8,  or y as ``out_dtype``
+    out = clamp(round_half_even(y * rcp), -128, 127) as int8,  or y as ``out_dtype``
+
+with ``rcp`` = 1 / out_scale rounded to float32 once (a multiply, as the GPU epilogues do).
 
 These native implementations are the test oracle and the CPU fallback: the integer accumulation
 runs in float64, which is exact for every int8 layer (|acc| < 2**53), and the epilogue in float32
@@ -33,8 +35,9 @@ QUANT_ATTRS = {
 
 
 def requantize(y: torch.Tensor, out_scale: float) -> torch.Tensor:
-    """clamp(round_half_even(y / out_scale), -128, 127) as int8."""
-    q = torch.round(y.float() / torch.tensor(out_scale, dtype=torch.float32))
+    """clamp(round_half_even(y * rcp), -128, 127) as int8, rcp = float32(1 / out_scale)."""
+    one = torch.tensor(1.0, dtype=torch.float32)
+    q = torch.round(y.float() * (one / torch.tensor(out_scale, dtype=torch.float32)))
     return q.clamp_(-128, 127).to(torch.int8)
 
 

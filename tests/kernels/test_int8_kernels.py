@@ -78,7 +78,8 @@ def _epilogue_ref(
     elif activation == "silu":
         y = y * torch.sigmoid(y)
     if out_scale is not None:
-        return torch.clamp(torch.round(y / out_scale), -128, 127).to(torch.int8)
+        rcp = torch.tensor(1.0) / torch.tensor(out_scale, dtype=torch.float32)
+        return torch.clamp(torch.round(y * rcp), -128, 127).to(torch.int8)
     return y
 
 
