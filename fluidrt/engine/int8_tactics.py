@@ -314,3 +314,4 @@ def _qgemm_triton(node: Node, consts: dict[int, torch.Tensor], device: torch.dev
 
 
 import fluidrt.engine.int8_cublas  # noqa: E402, F401  (cublas_int8: torch._int_mm + epilogue)
+import fluidrt.engine.int8_half  # noqa: E402, F401  (cudnn_fp16: an fp16 layer inside INT8 engines)

@@ -117,6 +117,39 @@ def test_triton_int8_tactic_matches_reference(op, shapes, attrs, residual) -> No
         torch.testing.assert_close(got.float(), want.float(), rtol=2e-3, atol=2e-3)
 
 
+@pytest.mark.parametrize("op,shapes,attrs,residual", [c for c in CASES if c[0] == "qconv2d"])
+def test_cudnn_fp16_tactic_close_to_reference(op, shapes, attrs, residual) -> None:
+    """The fp16 fallback of an INT8 convolution: within one quantization step of the exact
+    layer nearly everywhere (fp16 operands instead of exact integer products)."""
+    g, node, gen = _node(op, shapes, attrs, residual)
+    tac = [t for t in candidate_tactics(node, CUDA) if t.name == "cudnn_fp16"]
+    if attrs.get("activation", "none") not in ("none", "relu"):
+        assert not tac, "cudnn_fp16 offered for an activation cuDNN does not fuse"
+        return
+    assert tac, "cudnn_fp16 tactic does not apply"
+    consts = {
+        i: torch.from_numpy(v.data.copy()).to(CUDA)
+        for i, v in enumerate(node.inputs)
+        if v is not None and v.is_const
+    }
+    x = torch.randint(-128, 128, shapes["x"], generator=gen, dtype=torch.int8)
+    args = [x, None, None, None]
+    if residual:
+        args.append(torch.randint(-128, 128, shapes["out"], generator=gen, dtype=torch.int8))
+    dev_args = [a.to(CUDA) if a is not None else consts.get(i) for i, a in enumerate(args)]
+    got = tac[0].prepare(node, consts, CUDA)(dev_args)[0].cpu()
+    opdef = get_op(op)
+    cpu_args = [a if a is not None else consts[i].cpu() for i, a in enumerate(args)]
+    want = opdef.impl(*cpu_args, **opdef.resolve_attrs(node.attrs))
+    assert got.dtype == want.dtype and got.shape == want.shape
+    if want.dtype == torch.int8:
+        diff = (got.int() - want.int()).abs()
+        assert diff.max() <= 2 and (diff > 1).float().mean() < 1e-3
+    else:
+        err = (got.float() - want.float()).norm() / want.float().norm()
+        assert err < 1e-2
+
+
 @pytest.mark.slow
 def test_int8_resnet50_end_to_end(tmp_path: Path) -> None:
     """Calibrate ResNet50 through Config (entropy, 500 inputs) on the GPU; INT8 vs FP32 on 500
