@@ -86,13 +86,17 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("op,shapes,attrs,residual", CASES)
-def test_triton_int8_tactic_matches_reference(op, shapes, attrs, residual) -> None:
+def _tactic_vs_reference(
+    op: str, shapes: dict, attrs: dict, residual: bool, tactic: str, device: torch.device = CUDA
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(tactic output, reference output) of one layer on random int8 inputs; None where the
+    tactic does not apply."""
     g, node, gen = _node(op, shapes, attrs, residual)
-    tac = [t for t in candidate_tactics(node, CUDA) if t.name == "triton_int8"]
-    assert tac, "triton_int8 tactic does not apply"
+    tac = [t for t in candidate_tactics(node, device) if t.name == tactic]
+    if not tac:
+        return None
     consts = {
-        i: torch.from_numpy(v.data.copy()).to(CUDA)
+        i: torch.from_numpy(v.data.copy()).to(device)
         for i, v in enumerate(node.inputs)
         if v is not None and v.is_const
     }
@@ -105,12 +109,20 @@ def test_triton_int8_tactic_matches_reference(op, shapes, attrs, residual) -> No
             if r.dtype == "int8"
             else torch.randn(shapes["out"], generator=gen)
         )
-    dev_args = [a.to(CUDA) if a is not None else consts.get(i) for i, a in enumerate(args)]
-    got = tac[0].prepare(node, consts, CUDA)(dev_args)[0].cpu()
+    dev_args = [a.to(device) if a is not None else consts.get(i) for i, a in enumerate(args)]
+    got = tac[0].prepare(node, consts, device)(dev_args)[0].cpu()
     opdef = get_op(op)
     cpu_args = [a if a is not None else consts[i].cpu() for i, a in enumerate(args)]
     want = opdef.impl(*cpu_args, **opdef.resolve_attrs(node.attrs))
     assert got.dtype == want.dtype and got.shape == want.shape
+    return got, want
+
+
+@pytest.mark.parametrize("op,shapes,attrs,residual", CASES)
+def test_triton_int8_tactic_matches_reference(op, shapes, attrs, residual) -> None:
+    pair = _tactic_vs_reference(op, shapes, attrs, residual, "triton_int8")
+    assert pair is not None, "triton_int8 tactic does not apply"
+    got, want = pair
     if want.dtype == torch.int8:
         assert (got.int() - want.int()).abs().max() <= 1
     else:
@@ -121,27 +133,12 @@ def test_triton_int8_tactic_matches_reference(op, shapes, attrs, residual) -> No
 def test_cudnn_fp16_tactic_close_to_reference(op, shapes, attrs, residual) -> None:
     """The fp16 fallback of an INT8 convolution: within one quantization step of the exact
     layer nearly everywhere (fp16 operands instead of exact integer products)."""
-    g, node, gen = _node(op, shapes, attrs, residual)
-    tac = [t for t in candidate_tactics(node, CUDA) if t.name == "cudnn_fp16"]
+    pair = _tactic_vs_reference(op, shapes, attrs, residual, "cudnn_fp16")
     if attrs.get("activation", "none") not in ("none", "relu"):
-        assert not tac, "cudnn_fp16 offered for an activation cuDNN does not fuse"
+        assert pair is None, "cudnn_fp16 offered for an activation cuDNN does not fuse"
         return
-    assert tac, "cudnn_fp16 tactic does not apply"
-    consts = {
-        i: torch.from_numpy(v.data.copy()).to(CUDA)
-        for i, v in enumerate(node.inputs)
-        if v is not None and v.is_const
-    }
-    x = torch.randint(-128, 128, shapes["x"], generator=gen, dtype=torch.int8)
-    args = [x, None, None, None]
-    if residual:
-        args.append(torch.randint(-128, 128, shapes["out"], generator=gen, dtype=torch.int8))
-    dev_args = [a.to(CUDA) if a is not None else consts.get(i) for i, a in enumerate(args)]
-    got = tac[0].prepare(node, consts, CUDA)(dev_args)[0].cpu()
-    opdef = get_op(op)
-    cpu_args = [a if a is not None else consts[i].cpu() for i, a in enumerate(args)]
-    want = opdef.impl(*cpu_args, **opdef.resolve_attrs(node.attrs))
-    assert got.dtype == want.dtype and got.shape == want.shape
+    assert pair is not None, "cudnn_fp16 tactic does not apply"
+    got, want = pair
     if want.dtype == torch.int8:
         diff = (got.int() - want.int()).abs()
         assert diff.max() <= 2 and (diff > 1).float().mean() < 1e-3
