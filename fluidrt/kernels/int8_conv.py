@@ -29,9 +29,10 @@ results are bit-identical to the same steps in torch)::
     out = clamp(rint(y * rcp), -128, 127) as int8  (round half to even)        if out_scale
     out = y.to(out_dtype)                                                      otherwise
 
-where ``rcp = reciprocal(out_scale)``, 1 / out_scale rounded to fp32 once on the host: a multiply
-per element instead of an IEEE division, whose instruction sequence made the epilogue, not the
-tensor cores, the bottleneck of large layers (4-5x slower kernels at batch 256 on an H200).
+where ``rcp = fluidrt.ops.quantized.reciprocal(out_scale)``, 1 / out_scale rounded to fp32 on the
+host: a multiply per element instead of an IEEE division, whose instruction sequence made the
+epilogue, not the tensor cores, the bottleneck of large layers (4-5x slower kernels at batch 256
+on an H200).
 
 Activations (``act_alpha``/``act_beta`` where used): "none", "relu", "relu6", "clip"
 (min(max(y, alpha), beta)), "leaky_relu" (y if y >= 0 else alpha * y), "hard_swish"
@@ -69,6 +70,8 @@ from typing import NamedTuple
 import torch
 import triton
 import triton.language as tl
+
+from fluidrt.ops.quantized import reciprocal
 
 ACTIVATIONS: dict[str, int] = {
     "none": 0,
@@ -509,12 +512,6 @@ def _depthwise_int8_kernel(
 
 # ---------------------------------------------------------------------------------------------
 # configs
-
-
-def reciprocal(out_scale: float) -> float:
-    """1 / out_scale rounded to fp32: the factor the requantizing epilogues multiply by."""
-    one = torch.tensor(1.0, dtype=torch.float32)
-    return float(one / torch.tensor(float(out_scale), dtype=torch.float32))
 
 
 def _pow2_at_most(limit: int, cap: int) -> int:

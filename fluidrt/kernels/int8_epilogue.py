@@ -25,8 +25,8 @@ from fluidrt.kernels.int8_conv import (
     _check_vector,
     _epilogue,
     _epilogue_args,
-    reciprocal,
 )
+from fluidrt.ops.quantized import reciprocal
 
 _BLOCK_M = 16  # small row tiles, many programs: measured 1.6x faster than 64 on an H200
 

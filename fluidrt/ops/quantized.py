@@ -18,6 +18,7 @@ as the GPU kernels do. ``quantize_linear`` / ``dequantize_linear`` (ops/extra.py
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -34,10 +35,17 @@ QUANT_ATTRS = {
 }
 
 
-def requantize(y: torch.Tensor, out_scale: float) -> torch.Tensor:
-    """clamp(round_half_even(y * rcp), -128, 127) as int8, rcp = float32(1 / out_scale)."""
+@functools.lru_cache(maxsize=4096)
+def reciprocal(out_scale: float) -> float:
+    """1 / out_scale rounded to float32: the factor requantization multiplies by (cached: the GPU
+    launchers ask on every call)."""
     one = torch.tensor(1.0, dtype=torch.float32)
-    q = torch.round(y.float() * (one / torch.tensor(out_scale, dtype=torch.float32)))
+    return float(one / torch.tensor(float(out_scale), dtype=torch.float32))
+
+
+def requantize(y: torch.Tensor, out_scale: float) -> torch.Tensor:
+    """clamp(round_half_even(y * rcp), -128, 127) as int8, rcp = reciprocal(out_scale)."""
+    q = torch.round(y.float() * torch.tensor(reciprocal(out_scale), dtype=torch.float32))
     return q.clamp_(-128, 127).to(torch.int8)
 
 
