@@ -14,7 +14,11 @@ the runners (so a noisy neighbour slows all of them alike). Latency is wall time
 ``bench/results/cpu-resnet50.json``::
 
     {"command", "device", "date", "versions", "settings",
-     "rows": [{"runner", "model", "batch", "median_ms", "p90_ms", ...}]}
+     "rows": [{"runner", "model", "batch", "median_ms", "p90_ms", ...}],
+     "paired": {"fluidrt-engine / <peer> [<format>]": {"ratio_median", "rounds_faster", ...}}}
+
+Rounds alternate the runners' order; ``paired`` compares fluidrt's engine with each peer by the
+ratio of their medians within each round.
 
 Runners: ``fluidrt`` (the default config: native executor on CPU), ``fluidrt-engine`` (with
 ``enable_engine()``, when it builds on the CPU), ``paddle-inference`` (its default CPU config:
@@ -148,6 +152,28 @@ def make_openvino(prog: Path, params: Path, threads: int):
 
 
 # ---- timing -----------------------------------------------------------------------------------
+def _paired(round_medians: dict[tuple[str, str], list[float]], formats: list[str]) -> dict:
+    """fluidrt's engine against each peer, round by round: both ran back to back in each round,
+    so the ratio of their round medians cancels what drifts between rounds (other load, clocks)."""
+    out = {}
+    for fmt in formats:
+        ours = round_medians.get(("fluidrt-engine", fmt))
+        if not ours:
+            continue
+        for (name, f), theirs in round_medians.items():
+            if f != fmt or name.startswith("fluidrt"):
+                continue
+            ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
+            out[f"fluidrt-engine / {name} [{fmt}]"] = {
+                "ratio_median": round(statistics.median(ratios), 4),
+                "ratio_min": round(min(ratios), 4),
+                "ratio_max": round(max(ratios), 4),
+                "rounds_faster": sum(r < 1.0 for r in ratios),
+                "rounds": len(ratios),
+            }
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--formats", default="pir,pdmodel", help="pir, pdmodel or both")
@@ -227,12 +253,18 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.warmup):
             run(x)
     per_round = max(1, args.iters // args.rounds)
+    round_medians: dict[tuple[str, str], list[float]] = {k: [] for k in runners}
+    order = list(runners)
     for r in range(args.rounds):
-        for key, run in runners.items():
+        # odd rounds run the runners in reverse order, so drift during a round favours no one
+        for key in order if r % 2 == 0 else order[::-1]:
+            run, ts = runners[key], []
             for _ in range(per_round):
                 t1 = time.perf_counter()
                 run(x)
-                times[key].append((time.perf_counter() - t1) * 1e3)
+                ts.append((time.perf_counter() - t1) * 1e3)
+            times[key].extend(ts)
+            round_medians[key].append(statistics.median(ts))
         print(f"      round {r + 1}/{args.rounds} done", flush=True)
 
     rows = []
@@ -253,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
                 "note": notes[(name, fmt)],
             }
         )
+    paired = _paired(round_medians, formats)
     skipped = {f"{n} [{f}]": v for (n, f), v in notes.items() if (n, f) not in runners}
 
     import torch
@@ -282,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
             "loadavg_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         },
         "rows": rows,
+        "paired": paired,
         "skipped": skipped,
     }
     print("[4/4] results")
@@ -293,6 +327,12 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{r['runner']:18s} {r['format']:8s} {r['batch']:5d} {r['median_ms']:10.2f} "
             f"{r['p90_ms']:9.2f} {r['min_ms']:8.2f}  {r['note']}"
+        )
+    for pair, p in paired.items():
+        print(
+            f"{pair}: per-round median ratio {p['ratio_median']:.3f} "
+            f"(range {p['ratio_min']:.3f}-{p['ratio_max']:.3f}), faster in "
+            f"{p['rounds_faster']} of {p['rounds']} rounds"
         )
     for n, why in skipped.items():
         print(f"{n:27s} {why}")
