@@ -71,6 +71,7 @@ import torch
 import triton
 import triton.language as tl
 
+from fluidrt.kernels.pdl import launch_options, wait_then_release
 from fluidrt.ops.quantized import reciprocal
 
 ACTIVATIONS: dict[str, int] = {
@@ -263,7 +264,9 @@ def _conv_int8_kernel(
     BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr,
     ACC: tl.constexpr,
+    PDL: tl.constexpr,
 ):
+    wait_then_release(PDL)
     # grouped tile order: GROUP_M row blocks share the weight columns they read (L2 reuse)
     pid = tl.program_id(0)
     num_pid_m = tl.cdiv(M, BLOCK_M)
@@ -394,7 +397,9 @@ def _splitk_epilogue_kernel(
     BLOCK_M: tl.constexpr,
     BLOCK_N: tl.constexpr,
     ACC: tl.constexpr,
+    PDL: tl.constexpr,
 ):
+    wait_then_release(PDL)
     rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
     cols = tl.program_id(1) * BLOCK_N + tl.arange(0, BLOCK_N)
     mask = (rows < M)[:, None] & (cols < N)[None, :]
@@ -458,7 +463,9 @@ def _depthwise_int8_kernel(
     BLOCK_Q: tl.constexpr,
     BLOCK_C: tl.constexpr,
     ACC: tl.constexpr,
+    PDL: tl.constexpr,
 ):
+    wait_then_release(PDL)
     # BLOCK_Q output pixels along one output row x BLOCK_C channels per program
     pid = tl.program_id(0)
     n_qblocks = tl.cdiv(Q, BLOCK_Q)
@@ -755,6 +762,7 @@ def _launch_gemm_like(
         num_warps=config.num_warps,
         num_stages=config.num_stages,
         enable_fp_fusion=False,
+        **launch_options(x2d.device),
     )
     if split > 1:
         ebm, ebn = 32, min(128, triton.next_power_of_2(n))
@@ -780,6 +788,7 @@ def _launch_gemm_like(
             ACC=acc,
             num_warps=4,
             enable_fp_fusion=False,
+            **launch_options(x2d.device),
         )
 
 
@@ -1131,5 +1140,6 @@ def depthwise_conv(
         ACC=tl.int32 if x.dtype == torch.int8 else tl.float32,
         num_warps=4,
         enable_fp_fusion=False,
+        **launch_options(x.device),
     )
     return out

@@ -115,9 +115,12 @@ def generate_source(steps: Sequence[Sequence[Any]], n_inputs: int) -> str:
         "import triton",
         "import triton.language as tl",
         "",
+        "from fluidrt.kernels.pdl import wait_then_release",
+        "",
         "",
         "@triton.jit",
-        f"def kernel(out, {ins}, n, {dims}, {strides}, BLOCK: tl.constexpr):",
+        f"def kernel(out, {ins}, n, {dims}, {strides}, BLOCK: tl.constexpr, PDL: tl.constexpr):",
+        "    wait_then_release(PDL)",
         "    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)",
         "    mask = offs < n",
         f"    i{MAX_RANK - 1} = offs % d{MAX_RANK - 1}",
@@ -192,8 +195,12 @@ class PointwiseKernel:
         n = out.numel()
         if n == 0:
             return out
+        from fluidrt.kernels.pdl import launch_options  # imports Triton: only when launching
+
         grid = (triton_cdiv(n, self.block),)
-        self.kernel[grid](out, *inputs, n, *dims[1:], *strides, BLOCK=self.block)
+        self.kernel[grid](
+            out, *inputs, n, *dims[1:], *strides, BLOCK=self.block, **launch_options(out.device)
+        )
         return out
 
 

@@ -17,6 +17,8 @@ import torch
 import triton
 import triton.language as tl
 
+from fluidrt.kernels.pdl import launch_options, wait_then_release
+
 
 @triton.jit
 def _pool2d_nhwc_kernel(
@@ -45,7 +47,9 @@ def _pool2d_nhwc_kernel(
     COUNT_PAD: tl.constexpr,
     BLOCK_P: tl.constexpr,
     BLOCK_C: tl.constexpr,
+    PDL: tl.constexpr,
 ):
+    wait_then_release(PDL)
     # a tile of BLOCK_P output pixels along a row x BLOCK_C channels per program
     pid = tl.program_id(0)
     n_wblocks = tl.cdiv(OW, BLOCK_P)
@@ -134,5 +138,6 @@ def pool2d_nhwc(
         BLOCK_P=block_p,
         BLOCK_C=block_c,
         num_warps=4,
+        **launch_options(x.device),
     )
     return out

@@ -15,11 +15,14 @@ import torch
 import triton
 import triton.language as tl
 
+from fluidrt.kernels.pdl import launch_options, wait_then_release
+
 _BLOCK = 1024
 
 
 @triton.jit
-def _quantize_kernel(x, out, n, scale, BLOCK: tl.constexpr):
+def _quantize_kernel(x, out, n, scale, BLOCK: tl.constexpr, PDL: tl.constexpr):
+    wait_then_release(PDL)
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < n
     v = tl.load(x + offs, mask=mask, other=0.0).to(tl.float32)
@@ -30,7 +33,8 @@ def _quantize_kernel(x, out, n, scale, BLOCK: tl.constexpr):
 
 
 @triton.jit
-def _dequantize_kernel(q, out, n, scale, BLOCK: tl.constexpr):
+def _dequantize_kernel(q, out, n, scale, BLOCK: tl.constexpr, PDL: tl.constexpr):
+    wait_then_release(PDL)
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < n
     v = tl.load(q + offs, mask=mask, other=0).to(tl.float32) * scale
@@ -60,7 +64,13 @@ def quantize(x: torch.Tensor, scale: float) -> torch.Tensor:
     n = x.numel()
     if n:
         _quantize_kernel[(triton.cdiv(n, _BLOCK),)](
-            x, out, n, _check_scale(scale), BLOCK=_BLOCK, enable_fp_fusion=False
+            x,
+            out,
+            n,
+            _check_scale(scale),
+            BLOCK=_BLOCK,
+            enable_fp_fusion=False,
+            **launch_options(x.device),
         )
     return out
 
@@ -75,6 +85,12 @@ def dequantize(q: torch.Tensor, scale: float, dtype: torch.dtype = torch.float16
     n = q.numel()
     if n:
         _dequantize_kernel[(triton.cdiv(n, _BLOCK),)](
-            q, out, n, _check_scale(scale), BLOCK=_BLOCK, enable_fp_fusion=False
+            q,
+            out,
+            n,
+            _check_scale(scale),
+            BLOCK=_BLOCK,
+            enable_fp_fusion=False,
+            **launch_options(q.device),
         )
     return out
