@@ -15,9 +15,10 @@ from fluidrt.engine.inplace import DONATE
 from fluidrt.ir.graph import Node
 
 log = logging.getLogger(__name__)
-# how tactics are timed (2: GPU time of CUDA-graph replays on CUDA); entries timed another way
-# are not comparable, so the method is part of every signature
-TIMING_METHOD = 2
+# how tactics are timed and what the kernels do (2: GPU time of CUDA-graph replays on CUDA;
+# 3: Triton kernels launched with PDL); entries timed
+# another way are not comparable, so the method is part of every signature
+TIMING_METHOD = 3
 
 
 def layer_signature(node: Node, layout: str, device_name: str) -> str:
