@@ -16,8 +16,8 @@ from fluidrt.ir.graph import Node
 
 log = logging.getLogger(__name__)
 # how tactics are timed and what the kernels do (2: GPU time of CUDA-graph replays on CUDA;
-# 3: Triton kernels launched with PDL); entries timed
-# another way are not comparable, so the method is part of every signature
+# 3: Triton kernels launched with PDL); entries timed another way are not comparable, so the
+# method is part of every signature
 TIMING_METHOD = 3
 
 
