@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fluidrt.kernels import pdl
+# fluidrt.kernels.* import Triton and define its kernels: only inside the tests, never at
+# collection (tests/kernels must see TRITON_INTERPRET=1 before any kernel is defined)
 
 pytestmark = pytest.mark.gpu
 CUDA = torch.device("cuda")
@@ -44,6 +45,7 @@ def _chain(x: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("batch", [1, 8])
 def test_pdl_chain_in_cuda_graph_matches_plain_launches(batch, monkeypatch):
+    from fluidrt.kernels import pdl
     from fluidrt.kernels.int8_conv import pack_conv_weight
 
     gen = torch.Generator().manual_seed(batch)
@@ -89,6 +91,8 @@ def test_pdl_chain_in_cuda_graph_matches_plain_launches(batch, monkeypatch):
 
 
 def test_pdl_off_without_cuda_or_when_disabled(monkeypatch):
+    from fluidrt.kernels import pdl
+
     assert pdl.launch_options(torch.device("cpu")) == {"PDL": False}
     monkeypatch.setenv("FLUIDRT_PDL", "0")
     assert not pdl.enabled(CUDA)
