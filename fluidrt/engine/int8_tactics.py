@@ -8,6 +8,7 @@ Tactics (the builder times the ones that apply and keeps the fastest):
   weights). Symmetric int8 activations map onto its quint8 with zero point 128; requantized
   int8 output with ReLU or no activation, no residual.
 - ``triton_int8`` (CUDA): the int8 implicit-GEMM kernels in ``fluidrt.kernels.int8_conv``.
+- ``triton`` (CUDA, quantize/dequantize borders): one pass of ``fluidrt.kernels.quantize``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 
 from fluidrt.engine.layers import Runner, register_layer, tactic
 from fluidrt.ir.graph import Node
+from fluidrt.ops.dtypes import to_torch
 from fluidrt.ops.quantized import epilogue, layer_scale
 from fluidrt.ops.registry import get_op
 
@@ -59,6 +61,28 @@ def _reference(node: Node, consts: dict[int, torch.Tensor], device: torch.device
         return [impl(*args, **attrs)]
 
     return run
+
+
+@tactic(qborder, name="triton", devices=("cuda",))
+def _border_triton(node: Node, consts: dict[int, torch.Tensor], device: torch.device) -> Runner:
+    """quantize_linear / dequantize_linear as one Triton pass (``fluidrt.kernels.quantize``: the
+    same fp32 division or product and round-half-even as the reference, bit for bit) instead of
+    the reference's chain of torch kernels and fp32 temporaries."""
+    from fluidrt.kernels.quantize import dequantize, quantize
+
+    scale = float(consts[1].reshape(-1)[0].item())
+    if node.op == "quantize_linear":
+
+        def run_quantize(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
+            return [quantize(args[0], scale)]
+
+        return run_quantize
+    dtype = to_torch(node.outputs[0].dtype)
+
+    def run_dequantize(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
+        return [dequantize(args[0], scale, dtype)]
+
+    return run_dequantize
 
 
 def _epilogue_kw(a: dict) -> dict:

@@ -147,6 +147,38 @@ def test_cudnn_fp16_tactic_close_to_reference(op, shapes, attrs, residual) -> No
         assert err < 1e-2
 
 
+@pytest.mark.parametrize("op", ["quantize_linear", "dequantize_linear"])
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_triton_border_tactic_is_bit_exact(op: str, dtype: str) -> None:
+    """quantize_linear / dequantize_linear in one Triton pass: the reference's numbers exactly,
+    ties (x / scale = k + 0.5) and saturation included, channels-last kept."""
+    g = Graph("q")
+    shape = (2, 8, 5, 6)
+    x = g.add_input("x", shape, "int8" if op == "dequantize_linear" else dtype)
+    scale = g.add_const("s", np.array([0.05], dtype=np.float32))
+    zp = g.add_const("z", np.zeros(1, dtype=np.int8))
+    attrs = {"dtype": "int8"} if op == "quantize_linear" else {"dtype": dtype}
+    node = g.add_node(op, [x, scale, zp], attrs)
+    infer_node(node)
+    tac = [t for t in candidate_tactics(node, CUDA) if t.name == "triton"]
+    assert tac, "triton border tactic not offered"
+    gen = torch.Generator().manual_seed(0)
+    if op == "quantize_linear":
+        v = torch.randn(shape, generator=gen) * 5
+        v.view(-1)[:20] = (torch.arange(20) - 10 + 0.5) * 0.05  # exact ties
+        v.view(-1)[20:24] = torch.tensor([100.0, -100.0, 6.35, -6.4])  # saturation
+        v = v.to(getattr(torch, dtype))
+    else:
+        v = torch.randint(-128, 128, shape, generator=gen, dtype=torch.int8)
+    v = v.contiguous(memory_format=torch.channels_last)
+    consts = {1: torch.tensor([0.05], device=CUDA), 2: torch.zeros(1, dtype=torch.int8).to(CUDA)}
+    got = tac[0].prepare(node, consts, CUDA)([v.to(CUDA), consts[1], consts[2]])[0]
+    opdef = get_op(op)
+    want = opdef.impl(v, consts[1].cpu(), consts[2].cpu(), **opdef.resolve_attrs(node.attrs))
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    assert got.dtype == want.dtype and torch.equal(got.cpu(), want)
+
+
 @pytest.mark.slow
 def test_int8_resnet50_end_to_end(tmp_path: Path) -> None:
     """Calibrate ResNet50 through Config (entropy, 500 inputs) on the GPU; INT8 vs FP32 on 500
