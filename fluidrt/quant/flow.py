@@ -22,7 +22,7 @@ from fluidrt.errors import ConfigError
 from fluidrt.ir.graph import Graph
 from fluidrt.quant.calibrate import RecordingExecutor, sensitivity
 from fluidrt.quant.calibrators import make_calibrator
-from fluidrt.quant.lower import candidate, lower_int8, needed_tensors
+from fluidrt.quant.lower import FEW_CHANNELS, candidate, lower_int8, needed_tensors
 from fluidrt.quant.table import (
     CalibrationTable,
     check_table,
@@ -74,16 +74,23 @@ def calibration_files(config: Config) -> list[str]:
 
 
 def build_int8(
-    graph: Graph, scales: dict[str, float], keep_float: Sequence[str], settings: Settings, device
+    graph: Graph,
+    scales: dict[str, float],
+    keep_float: Sequence[str],
+    settings: Settings,
+    device,
+    calibrated: bool = True,
 ) -> Any:
+    """Lower ``graph`` to INT8 with these scales and build it; ``calibrated`` (scales from a
+    calibration, not from the model's own Q/DQ ops) lets image stems stay float."""
     from fluidrt.engine.model import partition_and_build
 
-    lower_int8(graph, scales, keep_float)
+    lower_int8(graph, scales, keep_float, float_stems=calibrated)
     decisions = {n.name: n.meta["int8"] for n in graph.nodes if n.meta.get("int8") in _LAYER}
     return Int8Model(partition_and_build(graph, settings, device), decisions)
 
 
-_LAYER = ("int8", "float", "float (sensitivity)", "float (input has no scale)")
+_LAYER = ("int8", "float", "float (sensitivity)", FEW_CHANNELS, "float (input has no scale)")
 
 
 class Int8Model:
@@ -125,7 +132,7 @@ def int8_runner(
                 "quantize_linear/dequantize_linear ops (explicit quantization); this one has "
                 "none. Pass use_calib_mode=True to calibrate it instead."
             )
-        return _saved(build_int8(graph, scales, (), s, device), save)
+        return _saved(build_int8(graph, scales, (), s, device, calibrated=False), save)
     if s.calib_num_inputs < s.calib_min_inputs:
         raise ConfigError(
             f"INT8 calibration: calib_num_inputs={s.calib_num_inputs} is fewer than the "

@@ -21,6 +21,7 @@ from fluidrt.quant.calibrators import (
     optimal_bins,
 )
 from fluidrt.quant.flow import CalibratingModel, Int8Model
+from fluidrt.quant.lower import FEW_CHANNELS
 from fluidrt.quant.table import CalibrationTable, check_table, read_table, write_table
 
 CONV = {"strides": [1, 1], "pads": [1, 1, 1, 1], "dilations": [1, 1], "groups": 1}
@@ -184,6 +185,9 @@ def test_calibration_flow_writes_table_and_reuses_it(small_onnx: str, tmp_path: 
     out = second.run([x])[0]
     np.testing.assert_array_equal(out, first)
     assert "int8" in second.summary() and "qconv2d" in second.summary()
+    # the 3-channel first convolution stays float (calibrated INT8 only: explicitly quantized
+    # models keep their own choice, tests/quant/test_paddle_ptq.py)
+    assert FEW_CHANNELS in second.summary(), second.summary()
     err = np.linalg.norm(out - ref) / np.linalg.norm(ref)
     assert err < 0.05, err  # 8-bit activations and weights on a 4-layer random net
 
