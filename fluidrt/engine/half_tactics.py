@@ -4,7 +4,10 @@
 Offered where the libraries leave the GPU idle, and timed against them like any tactic:
 - ``triton_conv`` (fp16/bf16, groups 1): convolutions whose output is too small to fill the GPU
   with library tiles (64x64 output tiles for fewer than half the SMs: the late stages at small
-  batch) and stems with few input channels; variants are split-K and whole-K tile configs.
+  batch), stems with few input channels, and convolutions with no ReLU to fuse (ResNet's
+  projection shortcuts), for which the only library call is a plain convolution plus bias (at
+  batch 256 on an H200, 0.7 ms for ResNet50's first projection, where the int8 kernel takes
+  0.17 ms); variants are split-K and whole-K tile configs.
 - ``triton_depthwise`` (fp16/bf16/fp32, groups == channels): every depthwise convolution.
 - ``triton_gemm`` (fp16/bf16): fully connected layers (constant weight) with few rows.
 The epilogue (bias, residual, activation) runs in fp32 on the accumulator.
@@ -98,7 +101,8 @@ def _conv_applies(node: Node) -> bool:
     shape = _conv_shape(node)
     if shape is None:
         return True  # decided when the layer is timed on its concrete shape
-    return shape.c < 16 or _underfilled(shape.n * shape.p * shape.q, shape.k)
+    plain = node.attrs.get("activation", "none") == "none"  # no cuDNN fused call applies
+    return shape.c < 16 or plain or _underfilled(shape.n * shape.p * shape.q, shape.k)
 
 
 def _pick(configs: list) -> list[str]:

@@ -27,9 +27,11 @@ graph net(%x: float32[N,256,56,56]) {
   %d = conv2d(%x, %wd) {"pads": [1, 1, 1, 1], "groups": 256}
   %w1: float32[256,256,1,1] = const
   %c1 = conv2d(%d, %w1)
+  %r1 = relu(%c1)
   %w2: float32[512,256,3,3] = const
-  %c2 = conv2d(%c1, %w2) {"pads": [1, 1, 1, 1], "strides": [8, 8]}
-  %p = adaptive_pool2d(%c2) {"mode": "avg", "output_size": [1, 1]}
+  %c2 = conv2d(%r1, %w2) {"pads": [1, 1, 1, 1], "strides": [8, 8]}
+  %r2 = relu(%c2)
+  %p = adaptive_pool2d(%r2) {"mode": "avg", "output_size": [1, 1]}
   %f = flatten(%p) {"start": 1}
   %fw: float32[512,1000] = const
   %y = matmul(%f, %fw)
@@ -57,6 +59,22 @@ def test_half_engine_offers_triton_where_the_gpu_would_idle() -> None:
     assert fc == {"triton_gemm"}
     # at batch 64 the small convolution fills the GPU too: left to the libraries
     assert "triton_conv" not in _offers(64, "float16")[2]
+
+
+def test_plain_convolutions_are_offered_triton_at_any_batch() -> None:
+    """A convolution with no ReLU to fuse (a ResNet projection) has no cuDNN fused call, only a
+    plain convolution plus bias: the Triton kernel is timed against it even on a full GPU."""
+    net = """
+graph proj(%x: float32[N,256,56,56]) {
+  %w: float32[512,256,1,1] = const
+  %b: float32[512] = const
+  %y = conv2d(%x, %w, %b) {"strides": [2, 2]}
+  return %y
+}
+"""
+    g = lower_precision(run_passes(parse_graph(net, infer=infer_node), Settings()), "float16")
+    node = next(n for n in concretize(g, 256).nodes if n.op in ("conv2d", "fused_conv2d"))
+    assert "triton_conv" in {t.name for t in candidate_tactics(node, CUDA)}
 
 
 def test_fp32_engine_offers_only_the_depthwise_kernel() -> None:
