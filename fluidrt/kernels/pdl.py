@@ -50,7 +50,8 @@ else:
 
 @functools.cache
 def _supported(index: int) -> bool:
-    return torch.cuda.get_device_capability(index)[0] >= 9
+    # NVIDIA sm90 and later (ROCm reports its own architecture numbers through the same call)
+    return torch.version.hip is None and torch.cuda.get_device_capability(index)[0] >= 9
 
 
 def enabled(device: torch.device) -> bool:
