@@ -262,10 +262,11 @@ def _select_tactics(
                 if t < best_t:
                     best, best_t, best_out = name, t, out
             node.meta.pop("tactic_variant", None)
-            for name, t in _cpu_times(cpu_calls, repeat).items() if cpu_calls else ():
-                timings[name] = t
-                if t < best_t:
-                    best, best_t, best_out = name, t, outs[name]
+            if cpu_calls:
+                for name, t in _cpu_times(cpu_calls, repeat).items():
+                    timings[name] = t
+                    if t < best_t:
+                        best, best_t, best_out = name, t, outs[name]
             if cached is None and len(cands) > 1:
                 cache.put(key, {k: v * 1e3 for k, v in timings.items()})
             if best is None:
