@@ -4,8 +4,9 @@
 Offered where the libraries leave the GPU idle, and timed against them like any tactic:
 - ``triton_conv`` (fp16/bf16, groups 1): convolutions whose output is too small to fill the GPU
   with library tiles (64x64 output tiles for fewer than half the SMs: the late stages at small
-  batch), stems with few input channels, and convolutions with no ReLU to fuse (ResNet's
-  projection shortcuts), for which the only library call is a plain convolution plus bias (at
+  batch), stems with few input channels, and convolutions cuDNN has no fused call for (no ReLU:
+  ResNet's projection shortcuts; other activations), whose library call is a plain convolution
+  plus bias and a separate activation (at
   batch 256 on an H200, 0.7 ms for ResNet50's first projection, where the int8 kernel takes
   0.17 ms); variants are split-K and whole-K tile configs.
 - ``triton_depthwise`` (fp16/bf16/fp32, groups == channels): every depthwise convolution.
@@ -22,7 +23,7 @@ import torch
 
 from fluidrt.engine.int8_tactics import meta_tensor, triton_activation
 from fluidrt.engine.layers import Runner, tactic
-from fluidrt.engine.tactics import conv, gemm
+from fluidrt.engine.tactics import conv, cudnn_fuses, gemm
 from fluidrt.ir.graph import Node
 from fluidrt.ops.fused import CONV_ATTRS
 
@@ -101,8 +102,9 @@ def _conv_applies(node: Node) -> bool:
     shape = _conv_shape(node)
     if shape is None:
         return True  # decided when the layer is timed on its concrete shape
-    plain = node.attrs.get("activation", "none") == "none"  # no cuDNN fused call applies
-    return shape.c < 16 or plain or _underfilled(shape.n * shape.p * shape.q, shape.k)
+    underfilled = _underfilled(shape.n * shape.p * shape.q, shape.k)
+    # without a cuDNN fused call the library's only offer is a plain convolution plus bias
+    return shape.c < 16 or not cudnn_fuses(node) or underfilled
 
 
 def _pick(configs: list) -> list[str]:

@@ -1,8 +1,9 @@
 """An fp16 tactic for INT8 convolution layers: ``cudnn_fp16``.
 
 INT8 is a permission, not an obligation (as in TensorRT): a ``qconv2d`` layer whose int8 kernels
-are slower than fp16 on its real shape (the 3-channel stem at large batch, whose reduction of
-147 is too short for int8 tensor cores to pay) may run in fp16 instead. The tactic dequantizes the
+are slower than fp16 on its real shape may run in fp16 instead (calibrated INT8 already keeps
+image stems float, ``fluidrt.quant.lower``; this covers the int8 layers an explicitly quantized
+model asks for, and any other shape where the tuner finds fp16 faster). The tactic dequantizes the
 int8 input (``x_q * in_scale``), convolves in fp16 through cuDNN with the layer's dequantized
 weights (``w_q * w_scale``) and its bias, ReLU and residual fused where cuDNN fuses them, and
 requantizes the result (or casts it to the layer's float output dtype). The builder times it

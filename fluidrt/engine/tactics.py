@@ -312,7 +312,8 @@ def _gemm_onednn(node: Node, consts: dict[int, torch.Tensor], device: torch.devi
 
 # ---------------------------------------------------------------------------------------------
 # CUDA: cuDNN's fused convolution + bias + ReLU and convolution + residual add + ReLU
-def _cudnn_fused_applies(node: Node) -> bool:
+def cudnn_fuses(node: Node) -> bool:
+    """Whether cuDNN has a fused call for this convolution (bias + ReLU, or + residual + ReLU)."""
     if node.op != "fused_conv2d" or not _static_conv(node):
         return False
     if node.attrs.get("activation") != "relu" or node.attrs.get("act_attrs"):
@@ -321,7 +322,7 @@ def _cudnn_fused_applies(node: Node) -> bool:
     return pads[:2] == pads[2:] and node.outputs[0].dtype in ("float32", "float16", "bfloat16")
 
 
-@tactic(conv, name="cudnn_fused", devices=("cuda",), applies=_cudnn_fused_applies)
+@tactic(conv, name="cudnn_fused", devices=("cuda",), applies=cudnn_fuses)
 def _conv_cudnn_fused(node: Node, consts: dict[int, torch.Tensor], device: torch.device) -> Runner:
     a = node.attrs
     stride = list(a.get("strides", [1, 1]))
