@@ -33,6 +33,8 @@ class Tactic:
     # tunable tactics (kernel configs): names of the variants worth timing for this node; the
     # builder times each as "<name>:<variant>" and ``prepare`` reads node.meta["tactic_variant"]
     variants: Callable[[Node], list[str]] | None = None
+    # why this machine cannot run the tactic at all ("" when it can): a missing library
+    missing: Callable[[], str] | None = None
 
     def names(self, node: Node) -> list[str]:
         """The candidate names this tactic offers for ``node``."""
@@ -70,12 +72,13 @@ def tactic(
     devices: tuple[str, ...] = ("cpu", "cuda"),
     applies: Callable[[Node], bool] = lambda node: True,
     variants: Callable[[Node], list[str]] | None = None,
+    missing: Callable[[], str] | None = None,
 ):
     """Decorator: register ``prepare`` as a tactic of the given layers."""
 
     def deco(prepare):
         for layer in layers:
-            layer.tactics.append(Tactic(name, prepare, devices, applies, variants))
+            layer.tactics.append(Tactic(name, prepare, devices, applies, variants, missing))
         return prepare
 
     return deco
@@ -128,6 +131,7 @@ def _ensure_loaded() -> None:
     global _loaded
     if not _loaded:
         _loaded = True
+        import fluidrt.engine.dnnl_tactics  # noqa: F401  (CPU convolutions on oneDNN)
         import fluidrt.engine.half_tactics  # noqa: F401  (Triton float tactics, CUDA)
         import fluidrt.engine.int8_tactics  # noqa: F401  (INT8 layers and tactics)
         import fluidrt.engine.tactics  # noqa: F401  (registers layers and tactics)

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from fluidrt.engine.inplace import mark_donations
-from fluidrt.engine.layers import Runner, candidate_tactics
+from fluidrt.engine.layers import Runner, candidate_tactics, get_layer
 from fluidrt.engine.memory import MemoryPlan
 from fluidrt.engine.shape_range import ShapeRange, ShapeRangeError
 from fluidrt.errors import ExecutionError, InputError, PlanError
@@ -115,9 +115,17 @@ def prepare_layer(
         if t.name == base:
             node.meta["tactic_variant"] = variant or None
             return t.prepare(node, consts, device)
+    layer = get_layer(node.op)
+    why = [
+        t.missing()
+        for t in (layer.tactics if layer else [])
+        if t.name == base and t.missing is not None and t.missing()
+    ]
     raise PlanError(
         f"layer {node.name!r} ({node.op}) wants tactic {tactic_name!r}, which this build of "
-        f"fluidrt does not offer on {device.type}; rebuild the engine"
+        f"fluidrt does not offer on {device.type}"
+        + (f" ({why[0]})" if why else "")
+        + "; rebuild the engine"
     )
 
 

@@ -1,0 +1,137 @@
+"""CPU convolution on oneDNN primitives made at build time (``fluidrt.engine.dnnl``).
+
+The ``dnnl`` tactic offers every static fp32 convolution whose fused activation has a oneDNN
+eltwise post-op of the same meaning; bias, residual add (in place when the residual is donated,
+``fluidrt.engine.inplace``) and activation run inside the convolution. Activations are NHWC. A
+primitive is made per input shape (the first run of a new batch size makes its own).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from fluidrt.engine import dnnl
+from fluidrt.engine.inplace import DONATE
+from fluidrt.engine.layers import Runner, tactic
+from fluidrt.engine.tactics import _static_conv, conv
+from fluidrt.ir.graph import Node
+from fluidrt.ops.registry import get_op
+
+
+def _eltwise(activation: str, act_attrs: dict[str, Any]) -> dnnl.Eltwise | None | bool:
+    """oneDNN's post-op for a fused activation: an Eltwise, None for no activation, False when
+    oneDNN has no op of exactly this meaning."""
+    if activation == "none":
+        return None
+    a = get_op(activation).resolve_attrs(act_attrs)
+    simple = {"relu": dnnl.RELU, "sigmoid": dnnl.LOGISTIC, "tanh": dnnl.TANH, "mish": dnnl.MISH}
+    if activation in simple:
+        return dnnl.Eltwise(simple[activation])
+    if activation == "leaky_relu":
+        return dnnl.Eltwise(dnnl.RELU, float(a["alpha"]))
+    if activation == "elu":
+        return dnnl.Eltwise(dnnl.ELU, float(a["alpha"]))
+    if activation == "silu":
+        return dnnl.Eltwise(dnnl.SWISH, 1.0)
+    if activation == "swish":
+        return dnnl.Eltwise(dnnl.SWISH, float(a["beta"]))
+    if activation == "gelu":
+        return dnnl.Eltwise(dnnl.GELU_TANH if a["approximate"] else dnnl.GELU_ERF)
+    if activation == "hard_sigmoid":
+        return dnnl.Eltwise(dnnl.HARDSIGMOID, float(a["slope"]), float(a["offset"]))
+    if activation == "hard_swish":
+        # x * clamp(x + offset, 0, threshold) / scale == x * clamp(x / s + o / s, 0, 1) iff t == s
+        s, t, o = float(a["scale"]), float(a["threshold"]), float(a["offset"])
+        return dnnl.Eltwise(dnnl.HARDSWISH, 1.0 / s, o / s) if t == s and s > 0 else False
+    if activation in ("clip", "hard_tanh"):
+        lo, hi = float(a["min"]), float(a["max"])
+        if lo == 0.0 and hi == float("inf"):
+            return dnnl.Eltwise(dnnl.RELU)
+        finite = abs(lo) != float("inf") and abs(hi) != float("inf")
+        return dnnl.Eltwise(dnnl.CLIP, lo, hi) if finite else False
+    if activation == "softplus":
+        # linear past the threshold: log1p(exp(t)) - t < 2^-24 * t for t >= 20
+        beta, threshold = float(a["beta"]), float(a["threshold"])
+        return dnnl.Eltwise(dnnl.SOFT_RELU, beta) if beta > 0 and threshold >= 20 else False
+    return False
+
+
+def _applies(node: Node) -> bool:
+    if not _static_conv(node) or node.outputs[0].dtype != "float32":
+        return False
+    if node.inputs[0].dtype != "float32" or len(node.inputs[0].shape or ()) != 4:
+        return False
+    if len(node.inputs) > 2 and node.inputs[2] is not None and not node.inputs[2].is_const:
+        return False
+    if _eltwise(node.attrs.get("activation", "none"), node.attrs.get("act_attrs", {})) is False:
+        return False
+    return dnnl.available()
+
+
+def _nhwc_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    n, c, h, w = shape
+    return (h * w * c, 1, w * c, c)
+
+
+def _missing() -> str:
+    return "" if dnnl.available() else f"no oneDNN library: {dnnl.unavailable_reason()}"
+
+
+@tactic(conv, name="dnnl", devices=("cpu",), applies=_applies, missing=_missing)
+def _conv_dnnl(node: Node, consts: dict[int, torch.Tensor], device: torch.device) -> Runner:
+    a = node.attrs
+    stride = tuple(int(s) for s in a.get("strides", [1, 1]))
+    dil = tuple(int(d) for d in a.get("dilations", [1, 1]))
+    groups = int(a.get("groups", 1))
+    pt, pl, pb, pr = (int(p) for p in a.get("pads", [0, 0, 0, 0]))
+    weight, bias = consts[1], consts.get(2)
+    co, _, kh, kw = weight.shape
+    eltwise = _eltwise(a.get("activation", "none"), a.get("act_attrs", {}))
+    has_residual = len(node.inputs) > 3 and node.inputs[3] is not None
+    accumulate = bool(has_residual and node.meta.get(DONATE))
+    prims: dict[tuple[int, ...], tuple[dnnl.Conv2d, tuple[int, ...]]] = {}
+
+    def primitive(shape: tuple[int, ...]) -> tuple[dnnl.Conv2d, tuple[int, ...]]:
+        n, _, h, w = shape
+        ho = (h + pt + pb - dil[0] * (kh - 1) - 1) // stride[0] + 1
+        wo = (w + pl + pr - dil[1] * (kw - 1) - 1) // stride[1] + 1
+        out = (n, co, ho, wo)
+        prim = dnnl.Conv2d(
+            shape,
+            _nhwc_strides(shape),
+            out,
+            _nhwc_strides(out),
+            weight,
+            bias,
+            stride,
+            (pt, pl, pb, pr),
+            dil,
+            groups,
+            eltwise,
+            accumulate=accumulate,
+            residual=has_residual and not accumulate,
+        )
+        prims[shape] = (prim, (n, ho, wo, co))
+        return prims[shape]
+
+    in_shape = node.inputs[0].shape
+    if all(isinstance(d, int) and d > 0 for d in in_shape):
+        primitive(tuple(in_shape))  # made (and any oneDNN refusal raised) at build
+
+    def run(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
+        x = args[0].contiguous(memory_format=torch.channels_last)
+        prim, nhwc = prims.get(tuple(x.shape)) or primitive(tuple(x.shape))
+        if accumulate:
+            y = args[3].contiguous(memory_format=torch.channels_last)
+            prim(x, y)
+            return [y]
+        y = torch.empty(nhwc, dtype=torch.float32).permute(0, 3, 1, 2)
+        if has_residual:
+            prim(x, y, args[3].contiguous(memory_format=torch.channels_last))
+        else:
+            prim(x, y)
+        return [y]
+
+    return run
