@@ -83,8 +83,9 @@ def make_fluidrt(prog: Path, params: Path, threads: int, engine: bool):
         pred.run()
         return [h.copy_to_cpu() for h in h_out]
 
-    summary = pred.summary().splitlines()
-    return run, (summary[0] if summary else "")
+    summary = [line.strip() for line in pred.summary().splitlines()]
+    tactics = [line for line in summary if line.startswith("tactics:")]
+    return run, "; ".join(summary[:1] + tactics)
 
 
 def make_paddle(prog: Path, params: Path, threads: int):
@@ -300,6 +301,11 @@ def main(argv: list[str] | None = None) -> int:
             versions[mod] = __import__(mod).__version__
         except Exception:  # noqa: BLE001
             pass
+    from fluidrt.engine import dnnl
+
+    versions["onednn (fluidrt dnnl tactic)"] = (
+        dnnl.version() if dnnl.available() else f"absent: {dnnl.unavailable_reason()}"
+    )
     doc = {
         "command": " ".join(["python", "bench/cpu_resnet50.py", *sys.argv[1:]]),
         "device": f"{_cpu_name()}, {os.cpu_count()} cores",
