@@ -424,6 +424,7 @@ def run(args: argparse.Namespace) -> None:
                 torch.cuda.reset_peak_memory_stats()
                 base_mem = torch.cuda.memory_allocated()
                 t0 = time.perf_counter()
+                tactics: list[str] = []
                 try:
                     if runner.startswith("fluidrt-onnx"):
                         prec = runner.split("-")[2]
@@ -433,8 +434,9 @@ def run(args: argparse.Namespace) -> None:
                         label, precision = "fluidrt-onnx", prec
                     elif runner.startswith("fluidrt"):
                         prec = runner.split("-")[1]
-                        fn, _ = _fluidrt_runner(name, batch, size, prec, cache)
+                        fn, pred = _fluidrt_runner(name, batch, size, prec, cache)
                         label, precision = "fluidrt", prec
+                        tactics = [s.strip() for s in pred.summary().splitlines() if "tactics" in s]
                     else:
                         fn, precision = _torch_runner(runner, tv_name, batch, size)
                         label = runner
@@ -461,6 +463,8 @@ def run(args: argparse.Namespace) -> None:
                     "peak_mem_mb": round(peak, 1),
                     "peer_model": tv_name if label != "fluidrt" else name,
                 }
+                if label == "fluidrt":
+                    row["tactics"] = tactics
                 print(f"[run] {row}", flush=True)
                 result["rows"].append(row)
                 save()

@@ -162,6 +162,9 @@ class ExecutionContext:
         }
         self._cuda = device.type == "cuda"
         self._stream = torch.cuda.Stream(device) if self._cuda else None
+        # the stream of the last run and an event after it: a replay on another stream waits
+        self._last_stream: torch.cuda.Stream | None = None
+        self._done = torch.cuda.Event() if self._cuda else None
         self._graphs: OrderedDict[tuple, tuple] = OrderedDict()
 
     def clone(self) -> ExecutionContext:
@@ -189,29 +192,50 @@ class ExecutionContext:
         if not self._cuda:
             return self._run_layers(inputs)
         caller = torch.cuda.current_stream(self.engine.device)
+        if self.engine.use_cuda_graph and self.profiler is None:
+            key = tuple((tuple(t.shape), t.dtype) for t in inputs)
+            if key in self._graphs:
+                return self._replay_captured(key, caller, inputs)
         self._stream.wait_stream(caller)
+        self._stream.wait_event(self._done)  # the last run, whichever stream it was on
         with torch.cuda.stream(self._stream):
             if self.engine.use_cuda_graph and self.profiler is None:
-                outs = self._replay(inputs)
+                outs = self._capture_and_replay(inputs)
             else:
                 with library_flags(self.engine.allow_tf32):
                     outs = self._run_layers(inputs)
         caller.wait_stream(self._stream)
         for t in outs:
             t.record_stream(caller)
+        self._done.record(caller)
+        self._last_stream = caller
+        return outs
+
+    def _replay_captured(
+        self, key: tuple, caller: torch.cuda.Stream, inputs: Sequence[torch.Tensor]
+    ) -> list[torch.Tensor]:
+        """A captured graph, replayed on the caller's stream: nothing between the caller's call
+        and the launch but the input copies (latency at small batches is host time). A run on
+        another stream than the last one waits for the last one first."""
+        if caller != self._last_stream:
+            caller.wait_event(self._done)
+        static_in, graph, static_out = self._graphs[key]
+        for dst, src in zip(static_in, inputs, strict=True):
+            dst.copy_(src, non_blocking=True)
+        graph.replay()
+        outs = [t.clone() for t in static_out]
+        self._done.record(caller)
+        self._last_stream = caller
+        self._graphs.move_to_end(key)
         return outs
 
     # ---- CUDA graphs: one capture per input signature, least recently used dropped --------
-    def _replay(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    def _capture_and_replay(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         key = tuple((tuple(t.shape), t.dtype) for t in inputs)
-        entry = self._graphs.get(key)
-        if entry is None:
-            entry = self._capture(inputs)
-            self._graphs[key] = entry
-            while len(self._graphs) > max(1, self.engine.max_cuda_graphs):
-                self._graphs.popitem(last=False)
-        else:
-            self._graphs.move_to_end(key)
+        entry = self._capture(inputs)
+        self._graphs[key] = entry
+        while len(self._graphs) > max(1, self.engine.max_cuda_graphs):
+            self._graphs.popitem(last=False)
         static_in, graph, static_out = entry
         for dst, src in zip(static_in, inputs, strict=True):
             dst.copy_(src, non_blocking=True)

@@ -103,6 +103,30 @@ def test_cuda_graph_per_shape_and_outputs_not_aliased() -> None:
     assert len(ctx._graphs) == 2  # one capture per input shape, reused for the third call
 
 
+def test_replays_follow_the_callers_streams() -> None:
+    """Replays run on the caller's stream; a run on another stream than the last waits for it
+    (the static input is shared), and its outputs are ordered on the new stream."""
+    model = _model(batch=8)
+    xs = [
+        np.random.default_rng(10 + i).standard_normal((8, 8, 16, 16)).astype(np.float32)
+        for i in range(6)
+    ]
+    gpu = [torch.from_numpy(x).cuda() for x in xs]
+    model.run([gpu[0]])  # capture
+    streams = [torch.cuda.Stream() for _ in range(3)]
+    torch.cuda.synchronize()
+    outs = []
+    for i, x in enumerate(gpu):
+        s = streams[i % 3]
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            torch.cuda._sleep(2_000_000)  # the GPU lags the host: a race would show
+            outs.append((s, model.run([x])[0]))
+    for (s, o), x in zip(outs, xs, strict=True):
+        s.synchronize()
+        assert _rel(o.cpu().numpy(), _reference(x)) <= 1e-4
+
+
 def test_plan_round_trip_and_foreign_device_plan() -> None:
     model = _model()
     data = model.serialize()
