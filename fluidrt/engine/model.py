@@ -168,7 +168,7 @@ class PartitionedModel:
 
     def run(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         try:
-            for v, t in zip(self.inputs, inputs, strict=True):
+            for v, t in zip(self.inputs, inputs, strict=True) if self.ranges else ():
                 rng = self.ranges.get(v.name)
                 if rng is not None and not rng.contains(t.shape):
                     raise ShapeRangeError(v.name, t.shape, rng, "model")

@@ -162,9 +162,14 @@ class ExecutionContext:
         }
         self._cuda = device.type == "cuda"
         self._stream = torch.cuda.Stream(device) if self._cuda else None
-        # the stream of the last run and an event after it: a replay on another stream waits
-        self._last_stream: torch.cuda.Stream | None = None
+        # the (raw) stream of the last run and an event after it: a run on another stream waits
+        self._last_stream: int | None = None
         self._done = torch.cuda.Event() if self._cuda else None
+        self._device_index = (
+            (device.index if device.index is not None else torch.cuda.current_device())
+            if self._cuda
+            else -1
+        )
         self._graphs: OrderedDict[tuple, tuple] = OrderedDict()
 
     def clone(self) -> ExecutionContext:
@@ -188,14 +193,14 @@ class ExecutionContext:
                 )
 
     def run(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        if self._cuda and self.engine.use_cuda_graph and self.profiler is None:
+            key = tuple((t.shape, t.dtype) for t in inputs)
+            if key in self._graphs:  # checked when it was captured
+                return self._replay_captured(key, inputs)
         self._check_batch(inputs)
         if not self._cuda:
             return self._run_layers(inputs)
         caller = torch.cuda.current_stream(self.engine.device)
-        if self.engine.use_cuda_graph and self.profiler is None:
-            key = tuple((tuple(t.shape), t.dtype) for t in inputs)
-            if key in self._graphs:
-                return self._replay_captured(key, caller, inputs)
         self._stream.wait_stream(caller)
         self._stream.wait_event(self._done)  # the last run, whichever stream it was on
         with torch.cuda.stream(self._stream):
@@ -208,30 +213,30 @@ class ExecutionContext:
         for t in outs:
             t.record_stream(caller)
         self._done.record(caller)
-        self._last_stream = caller
+        self._last_stream = caller.cuda_stream
         return outs
 
-    def _replay_captured(
-        self, key: tuple, caller: torch.cuda.Stream, inputs: Sequence[torch.Tensor]
-    ) -> list[torch.Tensor]:
-        """A captured graph, replayed on the caller's stream: nothing between the caller's call
-        and the launch but the input copies (latency at small batches is host time). A run on
-        another stream than the last one waits for the last one first."""
-        if caller != self._last_stream:
-            caller.wait_event(self._done)
+    def _replay_captured(self, key: tuple, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """A captured graph, replayed on the caller's stream with nothing before the launch but
+        the input copies: at small batches latency is host time (each microsecond here is one
+        the GPU waits). A run on another stream than the last one waits for the last one."""
+        stream = torch._C._cuda_getCurrentRawStream(self._device_index)
+        if stream != self._last_stream:
+            self._done.wait(torch.cuda.current_stream(self.engine.device))
         static_in, graph, static_out = self._graphs[key]
         for dst, src in zip(static_in, inputs, strict=True):
             dst.copy_(src, non_blocking=True)
         graph.replay()
+        # below here the GPU is busy with the graph: host work is hidden
         outs = [t.clone() for t in static_out]
-        self._done.record(caller)
-        self._last_stream = caller
+        self._done.record(torch.cuda.current_stream(self.engine.device))
+        self._last_stream = stream
         self._graphs.move_to_end(key)
         return outs
 
     # ---- CUDA graphs: one capture per input signature, least recently used dropped --------
     def _capture_and_replay(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-        key = tuple((tuple(t.shape), t.dtype) for t in inputs)
+        key = tuple((t.shape, t.dtype) for t in inputs)
         entry = self._capture(inputs)
         self._graphs[key] = entry
         while len(self._graphs) > max(1, self.engine.max_cuda_graphs):
