@@ -286,6 +286,13 @@ class Config:
         """Persist tactic timings in ``path`` so later builds skip measuring known layers."""
         self.settings.timing_cache = str(path)
 
+    def set_max_aux_streams(self, n: int) -> None:
+        """CUDA streams an engine may use besides the caller's, for parallel branches (-1: the
+        builder decides by timing; 0: one stream), as TensorRT's ``setMaxAuxStreams``."""
+        if int(n) < -1:
+            raise ConfigError(f"set_max_aux_streams({n}): expected -1, 0 or a positive count")
+        self.settings.max_aux_streams = int(n)
+
     def exp_disable_engine_ops(self, ops: Sequence[str]) -> None:
         """Keep these op types (Paddle or canonical names) or variable names out of engines."""
         self.settings.disabled_ops = list(self.settings.disabled_ops) + [str(o) for o in ops]

@@ -55,5 +55,8 @@ class Settings:
     tuned_dynamic_shape: bool = False  # build engines from the shape file's ranges
     allow_build_at_runtime: bool = False  # widen the range and rebuild on an out-of-range input
     max_cuda_graphs: int = 8  # CUDA graphs (one per input shape) kept per execution context
+    # CUDA streams besides the caller's for an engine's parallel branches: -1 lets the builder
+    # decide by timing, 0 keeps one stream (TensorRT's setMaxAuxStreams)
+    max_aux_streams: int = -1
     # diagnostics
     profile: bool = False

@@ -159,6 +159,13 @@ def add_build_args(p: argparse.ArgumentParser, *, engine_switch: bool = True) ->
         help="reuse tactic timings across builds (read, and written back with new timings)",
     )
     g.add_argument(
+        "--max-aux-streams",
+        type=int,
+        metavar="N",
+        help="CUDA streams besides the caller's for parallel branches "
+        "(-1: decided by timing, the default; 0: one stream)",
+    )
+    g.add_argument(
         "--layer-precision",
         metavar="NAME:PREC,...",
         help="pin layers (by name, canonical op or Paddle op type) to fp32/fp16/bf16 "
@@ -325,6 +332,7 @@ _BUILD_OPTIONS = (
     "min_subgraph_size",
     "disable_ops",
     "timing_cache",
+    "max_aux_streams",
     "layer_precision",
 )
 
@@ -631,6 +639,10 @@ def make_config(
             cfg.exp_disable_engine_ops(ops)
         if _given(args, "timing_cache"):
             cfg.set_timing_cache(args.timing_cache)
+        if getattr(args, "max_aux_streams", None) is not None:  # 0 is a choice, not unset
+            if args.max_aux_streams < -1:
+                raise CliError(f"--max-aux-streams {args.max_aux_streams}: give -1, 0 or more")
+            cfg.set_max_aux_streams(args.max_aux_streams)
         if _given(args, "layer_precision"):
             cfg.set_layer_precision(parse_layer_precision(args.layer_precision))
         if _given(args, "calibrator") or _given(args, "calib_inputs"):

@@ -353,12 +353,13 @@ def build_engine(
             log.info("engine layout %s: %.3f ms", layout, t * 1e3)
         engine = engines[min(elapsed, key=elapsed.get)]
     if device.type == "cuda" and settings.use_cuda_graph:
+        from fluidrt.engine import chains, streams
         from fluidrt.kernels.pdl import enabled as pdl_enabled
 
+        inputs = _random_inputs(engine.graph, device, seed=1)
         if pdl_enabled(device):  # Triton kernels chained by PDL, timed as whole engines
-            from fluidrt.engine import chains
-
-            engine = chains.choose(engine, _random_inputs(engine.graph, device, seed=1))
+            engine = chains.choose(engine, inputs)
+        engine = streams.choose(engine, inputs, settings.max_aux_streams)
     cache.save()
     if cache.path:
         log.info("timing cache %s: %d hits, %d misses", cache.path, cache.hits, cache.misses)

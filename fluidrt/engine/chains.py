@@ -71,9 +71,16 @@ def chain_variants(engine: Engine) -> dict[str, tuple[Engine, int]]:
     return out
 
 
-def _times(calls: dict[str, Callable[[], Any]], rounds: int, per_round: int = 10) -> dict:
-    """Seconds per call of each candidate: the fastest of ``rounds`` rounds, each running every
-    candidate ``per_round`` times back to back (in reverse order every other round)."""
+def time_engines(
+    engines: dict[str, Engine], inputs: list[torch.Tensor], rounds: int = 10, per_round: int = 10
+) -> dict[str, float]:
+    """Seconds per run of each engine, as CUDA-graph replays: the fastest of ``rounds`` rounds,
+    each running every engine ``per_round`` times back to back (reverse order every other
+    round)."""
+    calls: dict[str, Callable[[], Any]] = {}
+    for name, e in engines.items():
+        ctx = e.create_execution_context()
+        calls[name] = lambda ctx=ctx: ctx.run(inputs)
     for fn in calls.values():
         fn()
     torch.cuda.synchronize()
@@ -96,11 +103,7 @@ def choose(engine: Engine, inputs: list[torch.Tensor], rounds: int = 10) -> Engi
     if not variants:
         return engine
     candidates = {"per-layer fastest": (engine, 0), **variants}
-    calls = {}
-    for name, (e, _) in candidates.items():
-        ctx = e.create_execution_context()
-        calls[name] = lambda ctx=ctx: ctx.run(inputs)
-    times = _times(calls, rounds)
+    times = time_engines({name: e for name, (e, _) in candidates.items()}, inputs, rounds)
     for name, (_, switched) in candidates.items():
         log.info("engine %s: %d layers switched, %.3f ms", name, switched, times[name] * 1e3)
     return candidates[min(times, key=times.get)][0]

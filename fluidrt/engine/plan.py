@@ -96,6 +96,7 @@ def _segment_json(seg: Engine | Graph, index: int, tensors: dict[str, np.ndarray
             "allow_tf32": seg.allow_tf32,
             "ranges": {n: r.to_json() for n, r in seg.ranges.items()},
             "max_cuda_graphs": seg.max_cuda_graphs,
+            "aux_streams": seg.aux_streams,
         }
     return {"kind": "native", "graph": doc}
 
@@ -120,6 +121,7 @@ def _segment_from_json(
         bool(doc.get("allow_tf32", False)),
         {n: ShapeRange.from_json(r) for n, r in doc.get("ranges", {}).items()},
         int(doc.get("max_cuda_graphs", MAX_CUDA_GRAPHS)),
+        int(doc.get("aux_streams", 0)),
     )
 
 

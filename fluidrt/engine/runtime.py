@@ -21,6 +21,7 @@ from fluidrt.engine.inplace import mark_donations
 from fluidrt.engine.layers import Runner, candidate_tactics, get_layer
 from fluidrt.engine.memory import MemoryPlan
 from fluidrt.engine.shape_range import ShapeRange, ShapeRangeError
+from fluidrt.engine.streams import LanePlan, plan_lanes
 from fluidrt.errors import ExecutionError, InputError, PlanError
 from fluidrt.ir.graph import Graph
 from fluidrt.ir.liveness import last_uses
@@ -45,6 +46,7 @@ class Engine:
     # dynamic shapes: input name -> the range the engine is valid over (empty: batch only)
     ranges: dict[str, ShapeRange] = field(default_factory=dict)
     max_cuda_graphs: int = MAX_CUDA_GRAPHS
+    aux_streams: int = 0  # on CUDA: streams besides the caller's for parallel branches
 
     @property
     def tactics(self) -> dict[str, str]:
@@ -153,6 +155,7 @@ class ExecutionContext:
         self._inputs = [v.name for v in g.inputs]
         self._input_values = list(g.inputs)
         self._outputs = [v.name for v in g.outputs]
+        self._output_set = set(self._outputs)
         self._channels_last = {
             v.name
             for v in g.inputs
@@ -161,6 +164,13 @@ class ExecutionContext:
             and v.dtype in ("float32", "float16", "bfloat16")
         }
         self._cuda = device.type == "cuda"
+        self._lanes: LanePlan | None = None
+        self._aux: list[torch.cuda.Stream] = []
+        if self._cuda and engine.aux_streams > 0:
+            plan = plan_lanes(g, 1 + engine.aux_streams)
+            if plan.lanes > 1:
+                self._lanes = plan
+                self._aux = [torch.cuda.Stream(device) for _ in range(plan.lanes - 1)]
         self._stream = torch.cuda.Stream(device) if self._cuda else None
         # the (raw) stream of the last run and an event after it: a run on another stream waits
         self._last_stream: int | None = None
@@ -272,6 +282,9 @@ class ExecutionContext:
                 if (name in self._channels_last)
                 else t
             )
+        lanes = self._lanes if self.profiler is None else None
+        if lanes is not None:
+            return self._run_lanes(env, lanes)
         with torch.inference_mode():
             for idx, (run, ins, outs, node) in enumerate(self._steps):
                 try:
@@ -282,13 +295,53 @@ class ExecutionContext:
                     else:
                         results = run(args)
                 except Exception as exc:
-                    shapes = [tuple(env[n].shape) if n is not None else None for n in ins]
-                    raise ExecutionError(
-                        f"engine layer #{idx} {node.name!r} ({node.op}, tactic "
-                        f"{node.meta.get('tactic', 'torch')}) with input shapes {shapes}: "
-                        f"{type(exc).__name__}: {exc}"
-                    ) from exc
+                    raise self._layer_error(idx, node, ins, env, exc) from exc
                 env.update(zip(outs, results, strict=True))
                 for name in self._frees.get(idx, ()):
                     env.pop(name, None)
+        return [env[n] for n in self._outputs]
+
+    @staticmethod
+    def _layer_error(
+        idx: int, node: Any, ins: list, env: dict[str, torch.Tensor], exc: Exception
+    ) -> ExecutionError:
+        shapes = [tuple(env[n].shape) if n is not None else None for n in ins]
+        return ExecutionError(
+            f"engine layer #{idx} {node.name!r} ({node.op}, tactic "
+            f"{node.meta.get('tactic', 'torch')}) with input shapes {shapes}: "
+            f"{type(exc).__name__}: {exc}"
+        )
+
+    def _run_lanes(self, env: dict[str, torch.Tensor], lanes: LanePlan) -> list[torch.Tensor]:
+        """The layers with parallel branches on auxiliary streams (``fluidrt.engine.streams``);
+        forked from and joined back into the caller's stream, so a CUDA graph captures them."""
+        main = torch.cuda.current_stream(self.engine.device)
+        streams = [main, *self._aux]
+        for s in self._aux:
+            s.wait_stream(main)
+        done: dict[int, torch.cuda.Event] = {}
+        with torch.inference_mode():
+            for idx, (run, ins, outs, node) in enumerate(self._steps):
+                stream = streams[lanes.lane_of[idx]]
+                for j in lanes.waits[idx]:
+                    stream.wait_event(done[j])
+                try:
+                    args = [env[n] if n is not None else None for n in ins]
+                    with torch.cuda.stream(stream):
+                        results = run(args)
+                except Exception as exc:
+                    raise self._layer_error(idx, node, ins, env, exc) from exc
+                if idx in lanes.signal:
+                    done[idx] = torch.cuda.Event()
+                    done[idx].record(stream)
+                for name, t in zip(outs, results, strict=True):
+                    for other in lanes.shared.get(name, ()):
+                        t.record_stream(streams[other])
+                    if stream is not main and name in self._output_set:
+                        t.record_stream(main)
+                env.update(zip(outs, results, strict=True))
+                for name in self._frees.get(idx, ()):
+                    env.pop(name, None)
+        for s in self._aux:
+            main.wait_stream(s)
         return [env[n] for n in self._outputs]

@@ -56,7 +56,7 @@ def _conv_text(
         probe = _graph(_conv_text(cin, cout, k, attrs, bias, False, hw))
         _, c, h, w = probe.nodes[0].outputs[0].shape
         text = text.replace("{},{},{}", f"{c},{h},{w}")
-    return text.replace("%nb", "none") if not bias else text
+    return text.replace("%nb", "_") if not bias else text
 
 
 def _check(text: str, batch: int = 2, donate: bool = False, seed: int = 1) -> None:

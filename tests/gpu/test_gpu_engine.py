@@ -316,3 +316,47 @@ def test_fp32_engine_is_strict_fp32_even_with_tf32_defaults_on(
     out = _model(batch=8).run([torch.from_numpy(x).cuda()])[0].cpu().numpy()
     assert _rel(out, _reference(x)) <= 1e-5
     assert torch.backends.cudnn.allow_tf32  # the user's setting is restored
+
+
+BRANCHES = """
+graph branches(%x: float32[N,8,16,16]) {
+  %w: float32[16,8,3,3] = const
+  %w1: float32[8,16,1,1] = const
+  %w3: float32[8,8,3,3] = const
+  %s = conv2d(%x, %w) {"pads": [1, 1, 1, 1]}
+  %r = relu(%s)
+  %a = conv2d(%r, %w1)
+  %b = conv2d(%r, %w1)
+  %rb = relu(%b)
+  %b2 = conv2d(%rb, %w3) {"pads": [1, 1, 1, 1]}
+  %c = conv2d(%r, %w1)
+  %p = pool2d(%c) {"mode": "max", "kernel": [3, 3], "strides": [1, 1], "pads": [1, 1, 1, 1]}
+  %y = concat(%a, %b2, %p) {"axis": 1}
+  %z = sigmoid(%y)
+  return %z
+}
+"""
+
+
+@pytest.mark.parametrize("aux", [2, -1])
+@pytest.mark.parametrize("precision", [PrecisionType.Float32, PrecisionType.Half])
+def test_parallel_branches_on_auxiliary_streams(aux: int, precision) -> None:
+    g = run_passes(parse_graph(BRANCHES, infer=infer_node), Settings())
+    s = Settings(use_engine=True, max_batch_size=4, precision=precision, max_aux_streams=aux)
+    model = partition_and_build(g, s, torch.device("cuda"))
+    engine = model.engines[0]
+    if aux > 0:
+        assert engine.aux_streams == aux and model._runners[0]._lanes.lanes > 1
+    ref_graph = parse_graph(BRANCHES, infer=infer_node)
+    tol = 1e-4 if precision == PrecisionType.Float32 else 1e-2
+    for seed, batch in enumerate((4, 2, 4, 4)):
+        x = np.random.default_rng(20 + seed).standard_normal((batch, 8, 16, 16)).astype("f4")
+        want = NativeExecutor(ref_graph).run([torch.from_numpy(x)])[0].numpy()
+        s2 = torch.cuda.Stream()
+        with torch.cuda.stream(s2):
+            torch.cuda._sleep(1_000_000)
+            got = model.run([torch.from_numpy(x).cuda()])[0]
+        s2.synchronize()
+        assert _rel(got.cpu().numpy(), want) <= tol
+    again = PartitionedModel.deserialize(model.serialize(), torch.device("cuda"), "plan")
+    assert again.engines[0].aux_streams == engine.aux_streams
