@@ -32,6 +32,29 @@ def _candidate(graph: Graph, add: Node, value: Value, other: Value) -> Node | No
     return node
 
 
+def _depths(graph: Graph) -> dict[int, int]:
+    """Each node's longest chain of producers back to the graph's inputs (by node id)."""
+    depth: dict[int, int] = {}
+    for node in graph.nodes:  # topological order
+        depth[id(node)] = 1 + max(
+            (depth.get(id(v.producer), 0) for v in node.inputs if v is not None and v.producer),
+            default=0,
+        )
+    return depth
+
+
+def _ranker(graph: Graph):
+    """Sort key for (fused operand, residual) pairs: deeper producer first, then later one."""
+    depth = _depths(graph)
+    order = {id(n): i for i, n in enumerate(graph.nodes)}
+
+    def rank(pair: tuple[Value, Value]) -> tuple[int, int]:
+        p = pair[0].producer
+        return (-depth.get(id(p), -1), -order.get(id(p), -1)) if p is not None else (1, 0)
+
+    return rank
+
+
 def fuse_residual(graph: Graph, settings: Settings) -> Graph:
     """add(conv(x), r) [-> act]  ==>  fused_conv2d(x, w, b, r, activation=act)."""
     fused_count = 0
@@ -41,11 +64,10 @@ def fuse_residual(graph: Graph, settings: Settings) -> Graph:
         a, b = add.inputs
         if a is None or b is None:
             continue
-        # prefer the producer that comes later, so the residual is ready before it runs
-        pairs = sorted(
-            [(a, b), (b, a)],
-            key=lambda p: -graph.nodes.index(p[0].producer) if p[0].producer in graph.nodes else 0,
-        )
+        # prefer fusing into the producer on the longer path: the other operand (a projection
+        # shortcut) is then a residual input that can be computed beside the main path (on
+        # another CUDA stream, fluidrt.engine.streams); on a tie, the later producer
+        pairs = sorted([(a, b), (b, a)], key=_ranker(graph))
         for value, other in pairs:
             node = _candidate(graph, add, value, other)
             if node is not None:

@@ -172,6 +172,32 @@ graph g(%x: float32[N,4,8,8]) {
     )
 
 
+def test_fuse_residual_into_the_longer_path() -> None:
+    """Bottleneck with a projection shortcut: the add goes into the main path's last conv, so
+    the projection stays a separate layer that can run beside the main path."""
+    check_pass(
+        fuse_residual,
+        """
+graph g(%x: float32[N,4,8,8]) {
+  %w: float32[4,4,1,1] = const
+  %a = conv2d(%x, %w)
+  %m = conv2d(%a, %w)
+  %p = conv2d(%x, %w)
+  %s = add(%p, %m)
+  %r = relu(%s)
+  return %r
+}""",
+        """
+graph g(%x: float32[N,4,8,8]) {
+  %w: float32[4,4,1,1] = const
+  %a = conv2d(%x, %w)
+  %p = conv2d(%x, %w)
+  %r = fused_conv2d(%a, %w, _, %p) {"act_attrs": {}, "activation": "relu", "dilations": [1, 1], "groups": 1, "pads": [0, 0, 0, 0], "strides": [1, 1], "auto_pad": "NOTSET"}
+  return %r
+}""",
+    )
+
+
 def test_fuse_elementwise_chain() -> None:
     check_pass(
         fuse_elementwise_chains,
