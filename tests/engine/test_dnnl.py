@@ -17,21 +17,15 @@ from fluidrt.engine.layers import candidate_tactics
 from fluidrt.engine.plan import Runtime
 from fluidrt.engine.runtime import prepare_layer
 from fluidrt.errors import PlanError
-from fluidrt.ir.text import parse_graph
 from fluidrt.ops.executor import NativeExecutor
-from fluidrt.ops.infer import infer_node
 from fluidrt.settings import Settings
+from tests.support.graphs import seeded_graph
 
 pytestmark = pytest.mark.skipif(not dnnl.available(), reason="no oneDNN library")
 CPU = torch.device("cpu")
 
 
-def _graph(text: str, seed: int = 0):
-    g = parse_graph(text, infer=infer_node)
-    rng = np.random.default_rng(seed)
-    for v in g.consts():
-        v.data = (rng.standard_normal(v.data.shape) * 0.3).astype(np.float32)
-    return g
+_graph = seeded_graph
 
 
 def _conv_text(

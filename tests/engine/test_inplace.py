@@ -8,10 +8,9 @@ import torch
 
 from fluidrt.engine.builder import build_engine
 from fluidrt.engine.inplace import donatable_residuals
-from fluidrt.ir.text import parse_graph
 from fluidrt.ops.executor import NativeExecutor
-from fluidrt.ops.infer import infer_node
 from fluidrt.settings import Settings
+from tests.support.graphs import seeded_graph
 
 pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="no oneDNN")
 
@@ -38,12 +37,7 @@ graph g(%x: float32[N,8,6,6]) {{
 }}"""
 
 
-def _graph(text: str, seed: int = 0):
-    g = parse_graph(text, infer=infer_node)
-    rng = np.random.default_rng(seed)
-    for v in g.consts():
-        v.data = (rng.standard_normal(v.data.shape) * 0.3).astype(np.float32)
-    return g
+_graph = seeded_graph
 
 
 def test_only_dead_conv_produced_residuals_are_donated() -> None:
