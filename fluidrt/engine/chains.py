@@ -22,7 +22,7 @@ from fluidrt.engine.runtime import Engine
 log = logging.getLogger(__name__)
 
 # extra milliseconds a layer's Triton kernel may take alone over the winner, per variant
-SLACKS_MS = (0.002, 0.006, float("inf"))
+SLACKS_MS = (0.001, 0.002, 0.004, 0.008, float("inf"))
 
 
 def _triton_choice(node: Any, slack_ms: float) -> str | None:

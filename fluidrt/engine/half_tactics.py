@@ -8,7 +8,9 @@ Offered where the libraries leave the GPU idle, and timed against them like any 
   ResNet's projection shortcuts; other activations), whose library call is a plain convolution
   plus bias and a separate activation (at
   batch 256 on an H200, 0.7 ms for ResNet50's first projection, where the int8 kernel takes
-  0.17 ms); variants are split-K and whole-K tile configs.
+  0.17 ms), and every convolution up to batch 16, where a PDL chain of Triton kernels can beat
+  library kernels that win alone (``fluidrt.engine.chains``); variants are split-K and whole-K
+  tile configs.
 - ``triton_depthwise`` (fp16/bf16/fp32, groups == channels): every depthwise convolution.
 - ``triton_gemm`` (fp16/bf16): fully connected layers (constant weight) with few rows.
 The epilogue (bias, residual, activation) runs in fp32 on the accumulator.
@@ -28,6 +30,7 @@ from fluidrt.ir.graph import Node
 from fluidrt.ops.fused import CONV_ATTRS
 
 SMS = 132  # H100/H200 SXM: one wave of 64x64 output tiles
+CHAIN_BATCH = 16  # up to this batch every fp16/bf16 convolution is offered the Triton kernel
 MAX_VARIANTS = 3  # configs timed per layer: each distinct one is a Triton compile at build
 _HALF = ("float16", "bfloat16")
 
@@ -103,8 +106,10 @@ def _conv_applies(node: Node) -> bool:
     if shape is None:
         return True  # decided when the layer is timed on its concrete shape
     underfilled = _underfilled(shape.n * shape.p * shape.q, shape.k)
-    # without a cuDNN fused call the library's only offer is a plain convolution plus bias
-    return shape.c < 16 or not cudnn_fuses(node) or underfilled
+    # without a cuDNN fused call the library's only offer is a plain convolution plus bias; at
+    # small batches a kernel that loses alone by a little can still win chained to its
+    # neighbours by PDL (fluidrt.engine.chains)
+    return shape.c < 16 or not cudnn_fuses(node) or underfilled or shape.n <= CHAIN_BATCH
 
 
 def _pick(configs: list) -> list[str]:

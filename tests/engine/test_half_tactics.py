@@ -50,15 +50,17 @@ def _offers(batch: int, precision: str | None) -> list[set[str]]:
     return [{t.name for t in candidate_tactics(n, CUDA)} for n in g.nodes if n.op in ops]
 
 
-def test_half_engine_offers_triton_where_the_gpu_would_idle() -> None:
+def test_half_engine_offers_triton_at_small_batch_or_where_the_gpu_would_idle() -> None:
     offers = _offers(1, "float16")
     depthwise, big, small, fc = ({n for n in v if n.startswith("triton_")} for v in offers)
     assert depthwise == {"triton_depthwise"}
-    assert big == set()  # 3136 pixels x 256 channels: 196 library tiles fill the GPU
-    assert small == {"triton_conv"}  # 49 pixels x 512 channels
+    # at batch 1 every convolution is offered (a PDL chain can win where a kernel loses alone)
+    assert big == small == {"triton_conv"}
     assert fc == {"triton_gemm"}
-    # at batch 64 the small convolution fills the GPU too: left to the libraries
-    assert "triton_conv" not in _offers(64, "float16")[2]
+    # at batch 64 the library tiles fill the GPU (3136 pixels x 256 channels at batch 1 already
+    # makes 196 tiles; 49 x 512 at batch 64, 392): left to the libraries
+    at64 = _offers(64, "float16")
+    assert "triton_conv" not in at64[1] | at64[2]
 
 
 def test_plain_convolutions_are_offered_triton_at_any_batch() -> None:
