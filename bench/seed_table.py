@@ -436,7 +436,11 @@ def run(args: argparse.Namespace) -> None:
                         prec = runner.split("-")[1]
                         fn, pred = _fluidrt_runner(name, batch, size, prec, cache)
                         label, precision = "fluidrt", prec
-                        tactics = [s.strip() for s in pred.summary().splitlines() if "tactics" in s]
+                        tactics = [
+                            s.strip()
+                            for s in pred.summary().splitlines()
+                            if "tactics" in s or s.startswith("segment")
+                        ]
                     else:
                         fn, precision = _torch_runner(runner, tv_name, batch, size)
                         label = runner

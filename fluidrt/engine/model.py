@@ -226,6 +226,7 @@ class PartitionedModel:
                     f"segment {i}: engine, {len(seg.graph.nodes)} layers, layout {seg.layout}, "
                     f"arena {mem.arena_bytes / 2**20:.1f} MiB of {mem.total_bytes / 2**20:.1f} "
                     f"MiB ({100 * mem.saved_fraction:.0f}% saved)"
+                    + (f", {seg.aux_streams} auxiliary streams" if seg.aux_streams else "")
                 )
                 lines.append("    ops: " + ", ".join(f"{k} x{v}" for k, v in ops.most_common()))
                 lines.append("    tactics: " + ", ".join(f"{k} x{v}" for k, v in tactics.items()))
