@@ -416,6 +416,9 @@ class Conv2d:
         self._set = lib.dnnl_memory_set_data_handle
 
     def _thread_state(self) -> tuple:
+        # oneDNN reads the calling thread's OpenMP thread count: torch sets it in each thread
+        # lazily, on the thread's first torch call, to torch.set_num_threads' value
+        torch.get_num_threads()
         own = _Owned()
         x_mem = _memory(own, self._x_md, 0)
         y_mem = _memory(own, self._y_md, 0)

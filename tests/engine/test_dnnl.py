@@ -237,3 +237,35 @@ def test_plan_with_dnnl_layers_round_trips_and_names_a_missing_library(
     finally:
         monkeypatch.delenv(dnnl.LIBRARY_ENV)
         dnnl._load.cache_clear()
+
+
+def test_worker_threads_use_torchs_thread_count() -> None:
+    """oneDNN takes the calling thread's OpenMP thread count; a thread that never called torch
+    would run it on every core whatever torch.set_num_threads said."""
+    import ctypes
+    import os
+
+    path = os.path.join(os.path.dirname(torch.__file__), "lib", "libgomp.so.1")
+    if not os.path.exists(path):
+        pytest.skip("torch is not built with its own libgomp")
+    gomp = ctypes.CDLL(path)
+    attrs = {"activation": "relu", "act_attrs": {}, "pads": [1, 1, 1, 1]}
+    g = _graph(_conv_text(8, 8, 3, attrs))
+    node = g.nodes[0]
+    consts = {i: torch.from_numpy(v.data) for i, v in enumerate(node.inputs) if v and v.is_const}
+    run = prepare_layer(node, "dnnl", consts, CPU)
+    seen: list[int] = []
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+
+        def worker() -> None:
+            run([torch.randn(2, 8, 9, 11), None, None])
+            seen.append(gomp.omp_get_max_threads())
+
+        t = threading.Thread(target=worker)
+        t.start()
+        t.join()
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1]
