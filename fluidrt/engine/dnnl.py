@@ -54,6 +54,8 @@ _ARG_POST_OP_BASE = 32768
 
 # eltwise algorithms (dnnl_alg_kind_t)
 RELU, TANH, ELU, LINEAR, SOFT_RELU, HARDSIGMOID, LOGISTIC = 32, 33, 34, 38, 39, 40, 41
+# pooling algorithms
+POOL_MAX, POOL_AVG_INCLUDE_PADDING, POOL_AVG_EXCLUDE_PADDING = 511, 767, 1023
 GELU_TANH, SWISH, CLIP, GELU_ERF, MISH, HARDSWISH = 43, 44, 46, 49, 51, 52
 
 _STATUS = {
@@ -310,15 +312,81 @@ class Eltwise:
     beta: float = 0.0
 
 
-class Conv2d:
+class _Primitive:
+    """A primitive with fixed memory descriptors, run on tensors' data pointers. Runs are
+    thread-safe: each thread gets its own memory objects and (user-managed) scratchpad."""
+
+    what = "primitive"
+
+    def _finish(
+        self,
+        own: _Owned,
+        pd: ctypes.c_void_p,
+        x_md: ctypes.c_void_p,
+        y_md: ctypes.c_void_p,
+        fixed: list[tuple[int, ctypes.c_void_p]],
+        residual_arg: int | None = None,
+    ) -> None:
+        """Make the primitive from ``pd``; ``fixed`` are arguments every run shares (weights)."""
+        lib = _lib()
+        info = ctypes.c_char_p()
+        lib.dnnl_primitive_desc_query(pd, _QUERY_IMPL_INFO, 0, ctypes.byref(info))
+        self.implementation = (info.value or b"").decode()
+        self._scratch_md = lib.dnnl_primitive_desc_query_md(pd, _QUERY_SCRATCHPAD_MD, 0)
+        self._scratch_bytes = int(lib.dnnl_memory_desc_get_size(ctypes.c_void_p(self._scratch_md)))
+        self._prim = _primitive(own, pd)
+        self._stream = _engine_and_stream()[1]
+        self._x_md, self._y_md, self._fixed = x_md, y_md, fixed
+        self._residual_arg = residual_arg
+        self._local = threading.local()
+        self._execute = lib.dnnl_primitive_execute
+        self._set = lib.dnnl_memory_set_data_handle
+
+    def _thread_state(self) -> tuple:
+        # oneDNN reads the calling thread's OpenMP thread count: torch sets it in each thread
+        # lazily, on the thread's first torch call, to torch.set_num_threads' value
+        torch.get_num_threads()
+        own = _Owned()
+        x_mem = _memory(own, self._x_md, 0)
+        y_mem = _memory(own, self._y_md, 0)
+        r_mem = _memory(own, self._y_md, 0) if self._residual_arg is not None else None
+        scratch = torch.empty(max(self._scratch_bytes, 1), dtype=torch.uint8)
+        args = [(ARG_SRC, x_mem), (ARG_DST, y_mem), *self._fixed]
+        if r_mem is not None:
+            args.append((self._residual_arg, r_mem))
+        if self._scratch_bytes:
+            args.append((ARG_SCRATCHPAD, _memory(own, self._scratch_md, scratch.data_ptr())))
+        array = (_ExecArg * len(args))(*(_ExecArg(a, m.value) for a, m in args))
+        state = (own, scratch, x_mem, y_mem, r_mem, array, len(args))
+        self._local.state = state
+        return state
+
+    def __call__(
+        self, x: torch.Tensor, y: torch.Tensor, residual: torch.Tensor | None = None
+    ) -> None:
+        """Compute into ``y`` (shapes and strides as given at construction; not checked)."""
+        state = getattr(self._local, "state", None) or self._thread_state()
+        _, _, x_mem, y_mem, r_mem, array, nargs = state
+        self._set(x_mem, x.data_ptr())
+        self._set(y_mem, y.data_ptr())
+        if r_mem is not None:
+            self._set(r_mem, residual.data_ptr())
+        status = self._execute(self._prim, self._stream, nargs, array)
+        if status != 0:
+            _check(status, f"{self.what} execute")
+
+
+class Conv2d(_Primitive):
     """One convolution primitive for a fixed input shape and strides, fp32, forward inference.
 
     ``y = eltwise(conv(x, w) + bias [+ residual])``: the residual is accumulated into ``y``
     (``accumulate=True``: oneDNN's sum post-op, ``y`` holds the residual on entry) or read as a
     second source (``residual=True``: a binary-add post-op). ``pads`` is (top, left, bottom,
     right); asymmetric padding is native. Weights are reordered once into the primitive's
-    layout. Runs are thread-safe: each thread gets its own memory objects and scratchpad.
+    layout.
     """
+
+    what = "convolution"
 
     def __init__(
         self,
@@ -337,7 +405,7 @@ class Conv2d:
         residual: bool = False,
     ) -> None:
         lib = _lib()
-        engine, self._stream = _engine_and_stream()
+        engine, _ = _engine_and_stream()
         own = self._own = _Owned()
         co, cig, kh, kw = weight.shape
         w_shape = (groups, co // groups, cig, kh, kw) if groups > 1 else (co, cig, kh, kw)
@@ -357,10 +425,10 @@ class Conv2d:
         if accumulate:
             _check(lib.dnnl_post_ops_append_sum(post, 1.0, 0, 0), "append_sum")
             n_post += 1
-        self._residual_arg = None
+        residual_arg = None
         if residual:
             _check(lib.dnnl_post_ops_append_binary(post, _BINARY_ADD, y_md), "append_binary")
-            self._residual_arg = _ARG_POST_OP_BASE * (n_post + 1) | ARG_SRC_1
+            residual_arg = _ARG_POST_OP_BASE * (n_post + 1) | ARG_SRC_1
             n_post += 1
         if eltwise is not None:
             _check(
@@ -390,65 +458,66 @@ class Conv2d:
             "convolution primitive_desc_create",
         )
         own.add("primitive_desc", pd)
-        info = ctypes.c_char_p()
-        lib.dnnl_primitive_desc_query(pd, _QUERY_IMPL_INFO, 0, ctypes.byref(info))
-        self.implementation = (info.value or b"").decode()
-        self._scratch_bytes = int(
-            lib.dnnl_memory_desc_get_size(
-                ctypes.c_void_p(lib.dnnl_primitive_desc_query_md(pd, _QUERY_SCRATCHPAD_MD, 0))
-            )
-        )
-        self._scratch_md = lib.dnnl_primitive_desc_query_md(pd, _QUERY_SCRATCHPAD_MD, 0)
-        self._prim = _primitive(own, pd)
-
         # weights, reordered once into the layout the primitive asked for
         w_md = lib.dnnl_primitive_desc_query_md(pd, _QUERY_WEIGHTS_MD, 0)
         nbytes = int(lib.dnnl_memory_desc_get_size(ctypes.c_void_p(w_md)))
         self._weight = torch.empty(max(nbytes, 4) // 4 + 16, dtype=torch.float32)
         w_plain = _strided_md(own, w_shape, tuple(self._weight_src.stride()))
-        self._w_mem = _memory(own, w_md, self._weight.data_ptr())
-        _reorder(own, w_plain, self._weight_src.data_ptr(), w_md, self._w_mem)
+        w_mem = _memory(own, w_md, self._weight.data_ptr())
+        _reorder(own, w_plain, self._weight_src.data_ptr(), w_md, w_mem)
         del self._weight_src
-        self._b_mem = _memory(own, b_md, self._bias.data_ptr()) if self._bias is not None else None
-        self._x_md, self._y_md = x_md, y_md
-        self._local = threading.local()
-        self._execute = lib.dnnl_primitive_execute
-        self._set = lib.dnnl_memory_set_data_handle
+        fixed = [(ARG_WEIGHTS, w_mem)]
+        if self._bias is not None:
+            fixed.append((ARG_BIAS, _memory(own, b_md, self._bias.data_ptr())))
+        self._finish(own, pd, x_md, y_md, fixed, residual_arg)
 
-    def _thread_state(self) -> tuple:
-        # oneDNN reads the calling thread's OpenMP thread count: torch sets it in each thread
-        # lazily, on the thread's first torch call, to torch.set_num_threads' value
-        torch.get_num_threads()
-        own = _Owned()
-        x_mem = _memory(own, self._x_md, 0)
-        y_mem = _memory(own, self._y_md, 0)
-        r_mem = _memory(own, self._y_md, 0) if self._residual_arg is not None else None
-        scratch = torch.empty(max(self._scratch_bytes, 1), dtype=torch.uint8)
-        args = [(ARG_SRC, x_mem), (ARG_WEIGHTS, self._w_mem), (ARG_DST, y_mem)]
-        if self._b_mem is not None:
-            args.append((ARG_BIAS, self._b_mem))
-        if r_mem is not None:
-            args.append((self._residual_arg, r_mem))
-        if self._scratch_bytes:
-            args.append((ARG_SCRATCHPAD, _memory(own, self._scratch_md, scratch.data_ptr())))
-        array = (_ExecArg * len(args))(*(_ExecArg(a, m.value) for a, m in args))
-        state = (own, scratch, x_mem, y_mem, r_mem, array, len(args))
-        self._local.state = state
-        return state
 
-    def __call__(
-        self, x: torch.Tensor, y: torch.Tensor, residual: torch.Tensor | None = None
+class Pool2d(_Primitive):
+    """One pooling primitive (max, or average with or without the padding in the divisor) for
+    a fixed input shape and strides, fp32, forward inference; ``pads`` as in ``Conv2d``."""
+
+    what = "pooling"
+
+    def __init__(
+        self,
+        x_shape: tuple[int, ...],
+        x_strides: tuple[int, ...],
+        y_shape: tuple[int, ...],
+        y_strides: tuple[int, ...],
+        algorithm: int,
+        kernel: tuple[int, int],
+        strides: tuple[int, int],
+        pads: tuple[int, int, int, int],
     ) -> None:
-        """Compute into ``y`` (shapes and strides as given at construction; not checked)."""
-        state = getattr(self._local, "state", None) or self._thread_state()
-        _, _, x_mem, y_mem, r_mem, array, nargs = state
-        self._set(x_mem, x.data_ptr())
-        self._set(y_mem, y.data_ptr())
-        if r_mem is not None:
-            self._set(r_mem, residual.data_ptr())
-        status = self._execute(self._prim, self._stream, nargs, array)
-        if status != 0:
-            _check(status, "convolution execute")
+        lib = _lib()
+        engine, _ = _engine_and_stream()
+        own = self._own = _Owned()
+        x_md = _strided_md(own, tuple(x_shape), tuple(x_strides))
+        y_md = _strided_md(own, tuple(y_shape), tuple(y_strides))
+        attr = ctypes.c_void_p()
+        _check(lib.dnnl_primitive_attr_create(ctypes.byref(attr)), "primitive_attr_create")
+        own.add("primitive_attr", attr)
+        _check(lib.dnnl_primitive_attr_set_scratchpad_mode(attr, _SCRATCHPAD_USER), "scratchpad")
+        pd = ctypes.c_void_p()
+        _check(
+            lib.dnnl_pooling_forward_primitive_desc_create(
+                ctypes.byref(pd),
+                engine,
+                _FORWARD_INFERENCE,
+                algorithm,
+                x_md,
+                y_md,
+                _Dims(*strides),
+                _Dims(*kernel),
+                _Dims(0, 0),
+                _Dims(pads[0], pads[1]),
+                _Dims(pads[2], pads[3]),
+                attr,
+            ),
+            "pooling primitive_desc_create",
+        )
+        own.add("primitive_desc", pd)
+        self._finish(own, pd, x_md, y_md, [])
 
 
 def _reorder(

@@ -1,4 +1,4 @@
-"""CPU convolution on oneDNN primitives made at build time (``fluidrt.engine.dnnl``).
+"""CPU convolution and pooling on oneDNN primitives made at build time (``fluidrt.engine.dnnl``).
 
 The ``dnnl`` tactic offers every static fp32 convolution whose fused activation has a oneDNN
 eltwise post-op of the same meaning; bias, residual add (in place when the residual is donated,
@@ -15,7 +15,7 @@ import torch
 from fluidrt.engine import dnnl
 from fluidrt.engine.inplace import DONATE
 from fluidrt.engine.layers import Runner, tactic
-from fluidrt.engine.tactics import _static_conv, conv
+from fluidrt.engine.tactics import _static_conv, conv, pool
 from fluidrt.ir.graph import Node
 from fluidrt.ops.registry import get_op
 
@@ -132,6 +132,75 @@ def _conv_dnnl(node: Node, consts: dict[int, torch.Tensor], device: torch.device
             prim(x, y, args[3].contiguous(memory_format=torch.channels_last))
         else:
             prim(x, y)
+        return [y]
+
+    return run
+
+
+def _pool_geometry(node: Node) -> tuple | None:
+    """(algorithm, kernel, strides, pads) when oneDNN's pooling has the op's exact meaning: 2-D,
+    fp32, no window overhanging the padding (ceil mode adds no output) and no window mostly in
+    it, which is where Paddle's rules and every library's agree."""
+    a = node.attrs
+    x = node.inputs[0]
+    if node.op != "pool2d" or x.dtype != "float32" or node.outputs[0].dtype != "float32":
+        return None
+    if len(x.shape or ()) != 4 or a.get("auto_pad", "NOTSET") != "NOTSET":
+        return None
+    if not all(isinstance(d, int) for d in x.shape[2:]) or "kernel" not in a:
+        return None
+    mode = a.get("mode", "max")
+    if mode == "max":
+        alg = dnnl.POOL_MAX
+    elif mode == "avg":
+        alg = (
+            dnnl.POOL_AVG_INCLUDE_PADDING
+            if a.get("count_include_pad")
+            else dnnl.POOL_AVG_EXCLUDE_PADDING
+        )
+    else:
+        return None
+    kernel = [int(k) for k in a["kernel"]]
+    strides = [int(s) for s in a.get("strides", [1, 1])]
+    pads = [int(p) for p in a.get("pads", [0, 0, 0, 0])]
+    if len(kernel) != 2 or len(strides) != 2 or len(pads) != 4:
+        return None
+    for i, k, s, pb, pe in zip(x.shape[2:], kernel, strides, pads[:2], pads[2:], strict=True):
+        span = i + pb + pe - k
+        if span < 0 or 2 * max(pb, pe) > k or (a.get("ceil_mode") and span % s):
+            return None
+    return alg, tuple(kernel), tuple(strides), tuple(pads)
+
+
+def _pool_applies(node: Node) -> bool:
+    return _pool_geometry(node) is not None and dnnl.available()
+
+
+@tactic(pool, name="dnnl", devices=("cpu",), applies=_pool_applies, missing=_missing)
+def _pool_dnnl(node: Node, consts: dict[int, torch.Tensor], device: torch.device) -> Runner:
+    alg, kernel, strides, pads = _pool_geometry(node)
+    prims: dict[tuple[int, ...], tuple[dnnl.Pool2d, tuple[int, ...]]] = {}
+
+    def primitive(shape: tuple[int, ...]) -> tuple[dnnl.Pool2d, tuple[int, ...]]:
+        n, c, h, w = shape
+        ho = (h + pads[0] + pads[2] - kernel[0]) // strides[0] + 1
+        wo = (w + pads[1] + pads[3] - kernel[1]) // strides[1] + 1
+        out = (n, c, ho, wo)
+        prim = dnnl.Pool2d(
+            shape, _nhwc_strides(shape), out, _nhwc_strides(out), alg, kernel, strides, pads
+        )
+        prims[shape] = (prim, (n, ho, wo, c))
+        return prims[shape]
+
+    in_shape = node.inputs[0].shape
+    if all(isinstance(d, int) and d > 0 for d in in_shape):
+        primitive(tuple(in_shape))
+
+    def run(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
+        x = args[0].contiguous(memory_format=torch.channels_last)
+        prim, nhwc = prims.get(tuple(x.shape)) or primitive(tuple(x.shape))
+        y = torch.empty(nhwc, dtype=torch.float32).permute(0, 3, 1, 2)
+        prim(x, y)
         return [y]
 
     return run

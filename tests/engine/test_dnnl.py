@@ -269,3 +269,64 @@ def test_worker_threads_use_torchs_thread_count() -> None:
     finally:
         torch.set_num_threads(before)
     assert seen == [1]
+
+
+POOLS = [
+    {"mode": "max", "kernel": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]},
+    {"mode": "max", "kernel": [2, 2], "strides": [2, 2]},
+    {"mode": "max", "kernel": [3, 3], "strides": [1, 1], "pads": [0, 1, 1, 0]},
+    {"mode": "avg", "kernel": [3, 3], "strides": [1, 1], "pads": [1, 1, 1, 1]},
+    {
+        "mode": "avg",
+        "kernel": [3, 3],
+        "strides": [1, 1],
+        "pads": [1, 1, 1, 1],
+        "count_include_pad": True,
+    },
+    {"mode": "avg", "kernel": [2, 3], "strides": [2, 1], "pads": [1, 0, 0, 1]},
+    {"mode": "max", "kernel": [3, 3], "strides": [2, 2], "ceil_mode": True},  # 9x11: no overhang
+]
+
+
+@pytest.mark.parametrize("attrs", POOLS)
+def test_pooling_matches(attrs: dict) -> None:
+    text = f"""
+graph g(%x: float32[N,8,9,11]) {{
+  %y = pool2d(%x) {json.dumps(attrs)}
+  return %y
+}}"""
+    g = _graph(text)
+    node = g.nodes[0]
+    assert "dnnl" in [t.name for t in candidate_tactics(node, CPU)]
+    run = prepare_layer(node, "dnnl", {}, CPU)
+    for batch in (2, 1):
+        x = torch.from_numpy(np.random.default_rng(batch).standard_normal((batch, 8, 9, 11)))
+        x = x.float()
+        (want,) = NativeExecutor(_graph(text)).run([x])
+        (got,) = run([x])
+        assert got.shape == want.shape
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [
+        {
+            "mode": "max",
+            "kernel": [3, 3],
+            "strides": [2, 2],
+            "ceil_mode": True,
+            "pads": [0, 0, 0, 1],
+        },
+        {"mode": "avg", "kernel": [2, 2], "strides": [2, 2], "pads": [2, 2, 2, 2]},
+        {"mode": "max", "kernel": [3, 3], "auto_pad": "SAME_UPPER"},
+    ],
+)
+def test_pooling_outside_the_common_rules_is_left_to_the_reference(attrs: dict) -> None:
+    text = f"""
+graph g(%x: float32[N,8,9,11]) {{
+  %y = pool2d(%x) {json.dumps(attrs)}
+  return %y
+}}"""
+    node = _graph(text).nodes[0]
+    assert "dnnl" not in [t.name for t in candidate_tactics(node, CPU)]
