@@ -139,15 +139,16 @@ def _conv_dnnl(node: Node, consts: dict[int, torch.Tensor], device: torch.device
 
 def _pool_geometry(node: Node) -> tuple | None:
     """(algorithm, kernel, strides, pads) when oneDNN's pooling has the op's exact meaning: 2-D,
-    fp32, no window overhanging the padding (ceil mode adds no output) and no window mostly in
-    it, which is where Paddle's rules and every library's agree."""
+    fp32, floor mode (no window overhanging the padding) and no window mostly in the padding,
+    which is where Paddle's rules and every library's agree. Decided without the spatial sizes,
+    so a dynamic-shape engine's plan finds the same tactic at load."""
     a = node.attrs
     x = node.inputs[0]
     if node.op != "pool2d" or x.dtype != "float32" or node.outputs[0].dtype != "float32":
         return None
     if len(x.shape or ()) != 4 or a.get("auto_pad", "NOTSET") != "NOTSET":
         return None
-    if not all(isinstance(d, int) for d in x.shape[2:]) or "kernel" not in a:
+    if a.get("ceil_mode") or "kernel" not in a:
         return None
     mode = a.get("mode", "max")
     if mode == "max":
@@ -165,10 +166,8 @@ def _pool_geometry(node: Node) -> tuple | None:
     pads = [int(p) for p in a.get("pads", [0, 0, 0, 0])]
     if len(kernel) != 2 or len(strides) != 2 or len(pads) != 4:
         return None
-    for i, k, s, pb, pe in zip(x.shape[2:], kernel, strides, pads[:2], pads[2:], strict=True):
-        span = i + pb + pe - k
-        if span < 0 or 2 * max(pb, pe) > k or (a.get("ceil_mode") and span % s):
-            return None
+    if any(2 * max(pb, pe) > k for k, pb, pe in zip(kernel, pads[:2], pads[2:], strict=True)):
+        return None
     return alg, tuple(kernel), tuple(strides), tuple(pads)
 
 
