@@ -287,15 +287,18 @@ POOLS = [
 ]
 
 
-@pytest.mark.parametrize("attrs", POOLS)
-def test_pooling_matches(attrs: dict) -> None:
-    text = f"""
+def _pool_text(attrs: dict) -> str:
+    return f"""
 graph g(%x: float32[N,8,9,11]) {{
   %y = pool2d(%x) {json.dumps(attrs)}
   return %y
 }}"""
-    g = _graph(text)
-    node = g.nodes[0]
+
+
+@pytest.mark.parametrize("attrs", POOLS)
+def test_pooling_matches(attrs: dict) -> None:
+    text = _pool_text(attrs)
+    node = _graph(text).nodes[0]
     assert "dnnl" in [t.name for t in candidate_tactics(node, CPU)]
     run = prepare_layer(node, "dnnl", {}, CPU)
     for batch in (2, 1):
@@ -321,10 +324,5 @@ graph g(%x: float32[N,8,9,11]) {{
     ],
 )
 def test_pooling_outside_the_common_rules_is_left_to_the_reference(attrs: dict) -> None:
-    text = f"""
-graph g(%x: float32[N,8,9,11]) {{
-  %y = pool2d(%x) {json.dumps(attrs)}
-  return %y
-}}"""
-    node = _graph(text).nodes[0]
+    node = _graph(_pool_text(attrs)).nodes[0]
     assert "dnnl" not in [t.name for t in candidate_tactics(node, CPU)]
