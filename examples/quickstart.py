@@ -1,6 +1,6 @@
 """Quickstart: run a Paddle model with fluidrt, next to Paddle Inference.
 
-    python examples/quickstart.py [--format pir|pdmodel] [--iters 20] [--model-dir DIR]
+    python examples/quickstart.py [--format pir|pdmodel] [--iters 50] [--model-dir DIR]
 
 1. Exports ``paddle.vision.models.resnet50`` (seeded random weights: this machine cannot download
    the pretrained ones; the network is the real one) with ``paddle.jit.save``, unless the export is
@@ -38,23 +38,41 @@ def export_resnet50(prefix: Path) -> None:
     paddle.jit.save(model, str(prefix), input_spec=spec)  # -> prefix.json / .pdmodel + .pdiparams
 
 
-def latency_ms(run, iters: int, warmup: int = 3) -> tuple[float, float]:
-    for _ in range(warmup):
-        run()
-    times = []
-    for _ in range(iters):
-        t0 = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - t0) * 1e3)
-    times.sort()
-    return statistics.median(times), times[min(len(times) - 1, int(0.9 * len(times)))]
+def latency_ms(runs: dict, iters: int, rounds: int = 10, warmup: int = 3) -> dict:
+    """Median and p90 latency of each runner, timed in ``rounds`` rounds that alternate the
+    runners' order (a shared host's bursts then fall on both alike), and how many rounds each
+    runner's median was the lower one."""
+    for run in runs.values():
+        for _ in range(warmup):
+            run()
+    rounds = max(1, min(rounds, iters))
+    per_round = max(1, iters // rounds)
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    wins = dict.fromkeys(runs, 0)
+    order = list(runs)
+    for r in range(rounds):
+        medians = {}
+        for name in order if r % 2 == 0 else order[::-1]:
+            batch = []
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                runs[name]()
+                batch.append((time.perf_counter() - t0) * 1e3)
+            times[name] += batch
+            medians[name] = statistics.median(batch)
+        wins[min(medians, key=medians.get)] += 1
+    out = {}
+    for name, ts in times.items():
+        ts.sort()
+        out[name] = (statistics.median(ts), ts[min(len(ts) - 1, int(0.9 * len(ts)))], wins[name])
+    return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description="fluidrt quickstart: resnet50 vs Paddle Inference")
     ap.add_argument("--format", choices=["pir", "pdmodel"], default="pir")
     ap.add_argument("--model-dir", default=str(REPO / ".cache" / "quickstart"))
-    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--iters", type=int, default=50)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--export-to", help=argparse.SUPPRESS)  # the child process's job
     args = ap.parse_args()
@@ -110,7 +128,6 @@ def main() -> int:
         return out.copy_to_cpu()
 
     y_fluidrt = run_fluidrt()
-    med_f, p90_f = latency_ms(run_fluidrt, args.iters)
     print(f"      loaded in {load_fluidrt:.1f}s; output {list(y_fluidrt.shape)}", flush=True)
 
     # 3. Paddle Inference, same files, same threads
@@ -135,7 +152,6 @@ def main() -> int:
         return pout.copy_to_cpu()
 
     y_paddle = run_paddle()
-    med_p, p90_p = latency_ms(run_paddle, args.iters)
     print(f"      loaded in {load_paddle:.1f}s; output {list(y_paddle.shape)}", flush=True)
 
     # 4. compare
@@ -143,10 +159,20 @@ def main() -> int:
     rel_l2 = float(np.linalg.norm(diff) / np.linalg.norm(y_paddle))
     top5_f = np.argsort(-y_fluidrt[0])[:5].tolist()
     top5_p = np.argsort(-y_paddle[0])[:5].tolist()
+    rounds = min(10, args.iters)
+    lat = latency_ms({"fluidrt": run_fluidrt, "paddle": run_paddle}, args.iters, rounds)
+    (med_f, p90_f, win_f), (med_p, p90_p, win_p) = lat["fluidrt"], lat["paddle"]
     print(f"[4/4] resnet50 ({args.format}), batch 1, {args.threads} CPU threads:")
-    print(f"      {'runner':17s} {'median ms':>10s} {'p90 ms':>8s} {'load s':>7s}")
-    print(f"      {'fluidrt engine':17s} {med_f:10.1f} {p90_f:8.1f} {load_fluidrt:7.1f}")
-    print(f"      {'Paddle Inference':17s} {med_p:10.1f} {p90_p:8.1f} {load_paddle:7.1f}")
+    head = f"{'runner':17s} {'median ms':>10s} {'p90 ms':>8s} {'load s':>7s} {'rounds won':>11s}"
+    print("      " + head)
+    print(
+        f"      {'fluidrt engine':17s} {med_f:10.1f} {p90_f:8.1f} {load_fluidrt:7.1f} "
+        f"{win_f:>6d} of {rounds}"
+    )
+    print(
+        f"      {'Paddle Inference':17s} {med_p:10.1f} {p90_p:8.1f} {load_paddle:7.1f} "
+        f"{win_p:>6d} of {rounds}"
+    )
     print(f"      max abs diff {diff.max():.3g}, relative L2 {rel_l2:.3g}")
     print(f"      top-5 fluidrt {top5_f}, Paddle {top5_p}")
     ok = rel_l2 <= 1e-5 and top5_f[0] == top5_p[0]
