@@ -28,6 +28,7 @@ from fluidrt.engine.precision import lower_precision
 from fluidrt.engine.ranges import RANGE_BATCH, fp16_unsafe_layers
 from fluidrt.engine.runtime import Engine, const_tensor, library_flags
 from fluidrt.engine.shape_range import ShapeRange
+from fluidrt.engine.timing import interleaved_times, time_engines
 from fluidrt.engine.timing_cache import TimingCache, layer_signature
 from fluidrt.ir.graph import Graph, Node
 from fluidrt.ops.dtypes import to_torch
@@ -38,39 +39,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
 
 
-def _cuda_wall_time(fn: Callable[[], Any], repeat: int) -> float:
-    """Seconds per call on CUDA, launch included: the median of ``repeat`` synchronized calls."""
-    fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    times.sort()
-    return times[len(times) // 2]
-
-
 GRAPH_TIMING_SPAN_S = 2e-4  # calls captured per timing graph: about this much GPU work
-
-
-def _cpu_times(calls: dict[str, Callable[[], Any]], repeat: int) -> dict[str, float]:
-    """Seconds per call of each candidate on the CPU: the fastest of ``repeat`` rounds that run
-    every candidate once (in reverse order every other round). Another process's work only ever
-    adds time and comes in bursts; timed one after another, a candidate whose turn met a burst
-    lost to one that did not (ResNet50's layout, or its projection convolutions, flipped between
-    builds on a shared 2-core machine)."""
-    for fn in calls.values():
-        fn()
-    best = dict.fromkeys(calls, float("inf"))
-    order = list(calls)
-    for r in range(repeat):
-        for name in order if r % 2 == 0 else order[::-1]:
-            t0 = time.perf_counter()
-            calls[name]()
-            best[name] = min(best[name], time.perf_counter() - t0)
-    return best
 
 
 def _gpu_time(fn: Callable[[], Any], repeat: int) -> float:
@@ -263,7 +232,7 @@ def _select_tactics(
                     best, best_t, best_out = name, t, out
             node.meta.pop("tactic_variant", None)
             if cpu_calls:
-                for name, t in _cpu_times(cpu_calls, repeat).items():
+                for name, t in interleaved_times(cpu_calls, repeat).items():
                     timings[name] = t
                     if t < best_t:
                         best, best_t, best_out = name, t, outs[name]
@@ -339,16 +308,8 @@ def build_engine(
             _select_tactics(candidate, device, layout, repeat, progress, cache)
         engines[layout] = Engine(candidate, device, layout, batch, memory, allow_tf32=allow_tf32)
     engine = engines[layouts[0]]
-    if len(engines) > 1:
-        # the whole engines, timed against each other
-        calls = {}
-        for layout, e in engines.items():
-            ctx, inputs = e.create_execution_context(), _random_inputs(e.graph, device, seed=1)
-            calls[layout] = lambda ctx=ctx, inputs=inputs: ctx.run(inputs)
-        if device.type == "cpu":
-            elapsed = _cpu_times(calls, repeat)
-        else:
-            elapsed = {layout: _cuda_wall_time(call, repeat) for layout, call in calls.items()}
+    if len(engines) > 1:  # the whole engines, timed against each other
+        elapsed = time_engines(engines, _random_inputs(engine.graph, device, seed=1), repeat)
         for layout, t in elapsed.items():
             log.info("engine layout %s: %.3f ms", layout, t * 1e3)
         engine = engines[min(elapsed, key=elapsed.get)]

@@ -11,14 +11,12 @@ times them against the per-layer choice as whole CUDA-graph replays, and keeps t
 from __future__ import annotations
 
 import logging
-import statistics
-import time
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from fluidrt.engine.runtime import Engine
+from fluidrt.engine.timing import time_engines
 
 log = logging.getLogger(__name__)
 
@@ -70,38 +68,6 @@ def chain_variants(engine: Engine) -> dict[str, tuple[Engine, int]]:
         variant.__dict__["_device_consts"] = engine.device_constants()
         out[f"pdl chain (slack {slack} ms)"] = (variant, len(switch))
     return out
-
-
-def time_engines(
-    engines: dict[str, Engine], inputs: list[torch.Tensor], rounds: int = 20, span_s: float = 0.004
-) -> dict[str, float]:
-    """Seconds per run of each engine, as CUDA-graph replays: the median of ``rounds`` rounds,
-    each running every engine back to back for about ``span_s`` (reverse order every other
-    round, so drifting clocks meet every candidate alike)."""
-    calls: dict[str, Callable[[], Any]] = {}
-    for name, e in engines.items():
-        ctx = e.create_execution_context()
-        calls[name] = lambda ctx=ctx: ctx.run(inputs)
-    first = {}
-    for name, fn in calls.items():
-        fn()  # capture
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        torch.cuda.synchronize()
-        first[name] = time.perf_counter() - t0
-    per_round = max(1, min(20, round(span_s / max(min(first.values()), 1e-6))))
-    samples: dict[str, list[float]] = {name: [] for name in calls}
-    order = list(calls)
-    for r in range(rounds):
-        for name in order if r % 2 == 0 else order[::-1]:
-            torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            for _ in range(per_round):
-                calls[name]()
-            torch.cuda.synchronize()
-            samples[name].append((time.perf_counter() - t0) / per_round)
-    return {name: statistics.median(ts) for name, ts in samples.items()}
 
 
 def choose(engine: Engine, inputs: list[torch.Tensor], rounds: int = 20) -> Engine:

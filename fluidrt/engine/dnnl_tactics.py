@@ -8,6 +8,7 @@ primitive is made per input shape (the first run of a new batch size makes its o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -75,6 +76,36 @@ def _nhwc_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
     return (h * w * c, 1, w * c, c)
 
 
+class _PerShape:
+    """A layer's primitive for each input shape it meets, made on first sight (at build for a
+    static shape, so oneDNN's refusal shows there). ``make(x_shape, y_shape)`` builds one over
+    NHWC tensors; ``out(x_shape)`` is the NCHW output shape."""
+
+    def __init__(
+        self,
+        make: Callable[[tuple[int, ...], tuple[int, ...]], Any],
+        out: Callable[[tuple[int, ...]], tuple[int, ...]],
+        static_shape: Any,
+    ) -> None:
+        self._make, self._out = make, out
+        self._prims: dict[tuple[int, ...], tuple[Any, tuple[int, ...]]] = {}
+        if all(isinstance(d, int) and d > 0 for d in static_shape):
+            self.get(tuple(static_shape))
+
+    def get(self, shape: tuple[int, ...]) -> tuple[Any, tuple[int, ...]]:
+        """(primitive, NHWC output shape to allocate) for an NCHW-shaped input."""
+        entry = self._prims.get(shape)
+        if entry is None:
+            n, c, h, w = y = self._out(shape)
+            entry = self._prims[shape] = (self._make(shape, y), (n, h, w, c))
+        return entry
+
+
+def _empty_like_output(nhwc: tuple[int, ...]) -> torch.Tensor:
+    """An fp32 output tensor, NCHW-shaped over NHWC storage (channels-last)."""
+    return torch.empty(nhwc, dtype=torch.float32).permute(0, 3, 1, 2)
+
+
 def _missing() -> str:
     return "" if dnnl.available() else f"no oneDNN library: {dnnl.unavailable_reason()}"
 
@@ -91,18 +122,19 @@ def _conv_dnnl(node: Node, consts: dict[int, torch.Tensor], device: torch.device
     eltwise = _eltwise(a.get("activation", "none"), a.get("act_attrs", {}))
     has_residual = len(node.inputs) > 3 and node.inputs[3] is not None
     accumulate = bool(has_residual and node.meta.get(DONATE))
-    prims: dict[tuple[int, ...], tuple[dnnl.Conv2d, tuple[int, ...]]] = {}
 
-    def primitive(shape: tuple[int, ...]) -> tuple[dnnl.Conv2d, tuple[int, ...]]:
+    def out(shape: tuple[int, ...]) -> tuple[int, ...]:
         n, _, h, w = shape
         ho = (h + pt + pb - dil[0] * (kh - 1) - 1) // stride[0] + 1
         wo = (w + pl + pr - dil[1] * (kw - 1) - 1) // stride[1] + 1
-        out = (n, co, ho, wo)
-        prim = dnnl.Conv2d(
-            shape,
-            _nhwc_strides(shape),
-            out,
-            _nhwc_strides(out),
+        return (n, co, ho, wo)
+
+    def make(x: tuple[int, ...], y: tuple[int, ...]) -> dnnl.Conv2d:
+        return dnnl.Conv2d(
+            x,
+            _nhwc_strides(x),
+            y,
+            _nhwc_strides(y),
             weight,
             bias,
             stride,
@@ -113,21 +145,17 @@ def _conv_dnnl(node: Node, consts: dict[int, torch.Tensor], device: torch.device
             accumulate=accumulate,
             residual=has_residual and not accumulate,
         )
-        prims[shape] = (prim, (n, ho, wo, co))
-        return prims[shape]
 
-    in_shape = node.inputs[0].shape
-    if all(isinstance(d, int) and d > 0 for d in in_shape):
-        primitive(tuple(in_shape))  # made (and any oneDNN refusal raised) at build
+    prims = _PerShape(make, out, node.inputs[0].shape)
 
     def run(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
         x = args[0].contiguous(memory_format=torch.channels_last)
-        prim, nhwc = prims.get(tuple(x.shape)) or primitive(tuple(x.shape))
+        prim, nhwc = prims.get(tuple(x.shape))
         if accumulate:
             y = args[3].contiguous(memory_format=torch.channels_last)
             prim(x, y)
             return [y]
-        y = torch.empty(nhwc, dtype=torch.float32).permute(0, 3, 1, 2)
+        y = _empty_like_output(nhwc)
         if has_residual:
             prim(x, y, args[3].contiguous(memory_format=torch.channels_last))
         else:
@@ -178,27 +206,22 @@ def _pool_applies(node: Node) -> bool:
 @tactic(pool, name="dnnl", devices=("cpu",), applies=_pool_applies, missing=_missing)
 def _pool_dnnl(node: Node, consts: dict[int, torch.Tensor], device: torch.device) -> Runner:
     alg, kernel, strides, pads = _pool_geometry(node)
-    prims: dict[tuple[int, ...], tuple[dnnl.Pool2d, tuple[int, ...]]] = {}
 
-    def primitive(shape: tuple[int, ...]) -> tuple[dnnl.Pool2d, tuple[int, ...]]:
+    def out(shape: tuple[int, ...]) -> tuple[int, ...]:
         n, c, h, w = shape
         ho = (h + pads[0] + pads[2] - kernel[0]) // strides[0] + 1
         wo = (w + pads[1] + pads[3] - kernel[1]) // strides[1] + 1
-        out = (n, c, ho, wo)
-        prim = dnnl.Pool2d(
-            shape, _nhwc_strides(shape), out, _nhwc_strides(out), alg, kernel, strides, pads
-        )
-        prims[shape] = (prim, (n, ho, wo, c))
-        return prims[shape]
+        return (n, c, ho, wo)
 
-    in_shape = node.inputs[0].shape
-    if all(isinstance(d, int) and d > 0 for d in in_shape):
-        primitive(tuple(in_shape))
+    def make(x: tuple[int, ...], y: tuple[int, ...]) -> dnnl.Pool2d:
+        return dnnl.Pool2d(x, _nhwc_strides(x), y, _nhwc_strides(y), alg, kernel, strides, pads)
+
+    prims = _PerShape(make, out, node.inputs[0].shape)
 
     def run(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
         x = args[0].contiguous(memory_format=torch.channels_last)
-        prim, nhwc = prims.get(tuple(x.shape)) or primitive(tuple(x.shape))
-        y = torch.empty(nhwc, dtype=torch.float32).permute(0, 3, 1, 2)
+        prim, nhwc = prims.get(tuple(x.shape))
+        y = _empty_like_output(nhwc)
         prim(x, y)
         return [y]
 

@@ -85,7 +85,7 @@ def plan_lanes(graph: Graph, max_lanes: int) -> LanePlan:
 def choose(engine: Any, inputs: list[torch.Tensor], max_aux_streams: int) -> Any:
     """``engine`` with auxiliary streams for its parallel branches: as many as asked for, or,
     with -1, 3 when that engine runs faster (whole engines timed as graph replays)."""
-    from fluidrt.engine.chains import time_engines
+    from fluidrt.engine.timing import time_engines
 
     if max_aux_streams == 0:
         return engine
