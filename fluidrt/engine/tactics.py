@@ -404,3 +404,32 @@ def _triton_pool(node: Node, consts: dict[int, torch.Tensor], device: torch.devi
         return [pool2d_nhwc(x, kernel, strides, pads, mode, include)]
 
     return run
+
+
+def _global_pool_applies(node: Node) -> bool:
+    x = node.inputs[0]
+    size = node.attrs.get("output_size")
+    sizes = [size] if isinstance(size, int) else list(size or [])
+    return (
+        node.op == "adaptive_pool2d"
+        and x is not None
+        and x.rank == 4
+        and len(sizes) in (1, 2)
+        and all(s == 1 for s in sizes)
+        and node.attrs.get("mode") in ("max", "avg")
+        and node.outputs[0].dtype in ("float32", "float16", "bfloat16")
+    )
+
+
+@tactic(pool, name="triton_global_pool", devices=("cuda",), applies=_global_pool_applies)
+def _triton_global_pool(
+    node: Node, consts: dict[int, torch.Tensor], device: torch.device
+) -> Runner:
+    from fluidrt.kernels.pool import global_pool_nhwc
+
+    mode = node.attrs["mode"]
+
+    def run(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
+        return [global_pool_nhwc(args[0], mode)]
+
+    return run

@@ -17,6 +17,8 @@ API:
   -> [R, S, C]``, in the dtype of the activations;
 - ``conv2d(x, w_packed, bias, stride, padding, dilation, activation="none", act_alpha=0.0,
   act_beta=0.0, residual=None, config=None)`` (groups 1, NHWC in and out);
+- ``conv2d_folded(y, w_packed, bias, ...)``: a strided few-channel convolution (an image stem)
+  after ``fluidrt.kernels.space_to_depth`` folded its stride into channels;
 - ``depthwise_conv2d(x, w_packed, bias, stride, padding, dilation, ...)`` (groups == C; also fp32:
   no tensor cores involved);
 - ``gemm(a[M, K], b[N, K], bias, ...) -> [M, N]`` (a fully connected layer: b is the weight);
@@ -41,6 +43,7 @@ from fluidrt.kernels.int8_conv import (
     implicit_gemm_conv,
     nhwc_checked,
 )
+from fluidrt.kernels.space_to_depth import fold_weight, folded_shape, space_to_depth
 
 HALF = (torch.float16, torch.bfloat16)
 
@@ -49,13 +52,19 @@ __all__ = [
     "ConvShape",
     "Int8Config",
     "conv2d",
+    "conv2d_folded",
     "conv_configs",
     "conv_shape",
     "depthwise_conv2d",
+    "fold_weight",
+    "folded_conv_shape",
+    "folded_shape",
+    "folded_view",
     "gemm",
     "gemm_configs",
     "pack_conv_weight",
     "pack_depthwise_weight",
+    "space_to_depth",
 ]
 
 
@@ -128,6 +137,65 @@ def conv2d(
         None,
         None,
         x.dtype,
+        config,
+    )
+
+
+def folded_view(y: torch.Tensor, taps_w: int) -> torch.Tensor:
+    """The space-to-depth output ``y`` (channels-last [N, C', U, V], see
+    ``fluidrt.kernels.space_to_depth``) as an [N, taps_w * C', U, V - taps_w + 1] view whose
+    pixel (u, v) holds the C' channels of ``taps_w`` neighbouring pixels: they are contiguous in
+    memory, so a row of taps is one aligned reduction block (pixels overlap; read-only)."""
+    n, c, u, v = y.shape
+    if not y.is_contiguous(memory_format=torch.channels_last):
+        raise ValueError(f"y: expected channels-last memory, got strides {y.stride()}")
+    if not 1 <= taps_w <= v:
+        raise ValueError(f"taps_w: expected 1..{v}, got {taps_w}")
+    return y.as_strided((n, taps_w * c, u, v - taps_w + 1), (u * v * c, 1, v * c, c))
+
+
+def folded_conv_shape(y: torch.Tensor, w_packed: torch.Tensor) -> ConvShape:
+    """The ConvShape ``conv2d_folded(y, w_packed)`` runs (for ``conv_configs``)."""
+    k, ta, tb, c = (int(d) for d in w_packed.shape)
+    n, _, u, v = (int(d) for d in y.shape)
+    return ConvShape(n, tb * c, u, v - tb + 1, k, ta, 1, (1, 1), (0, 0), (1, 1))
+
+
+def conv2d_folded(
+    y: torch.Tensor,
+    w_packed: torch.Tensor,
+    bias: torch.Tensor | None,
+    activation: str = "none",
+    act_alpha: float = 0.0,
+    act_beta: float = 0.0,
+    residual: torch.Tensor | None = None,
+    config: Int8Config | None = None,
+) -> torch.Tensor:
+    """The stride-1, unpadded convolution of a space-to-depth output ``y`` with
+    ``pack_conv_weight(fold_weight(w, stride))`` ([K, R', S', C']): the strided convolution of
+    the original input. Runs as an R' x 1 convolution over ``folded_view(y, S')`` so that every
+    reduction block is a contiguous run of memory."""
+    _check(y, "y", 4, HALF)
+    _check(w_packed, "w_packed", 4, (y.dtype,))
+    k, ta, tb, c = (int(d) for d in w_packed.shape)
+    if c != y.shape[1]:
+        got = tuple(w_packed.shape)
+        raise ValueError(f"w_packed: expected [K, R', S', {y.shape[1]}], got {got}")
+    return implicit_gemm_conv(
+        folded_view(nhwc_checked(y, "y"), tb),
+        w_packed.contiguous().view(k, ta, 1, tb * c),
+        _ones(k, y.device),
+        _bias(bias, k),
+        1,
+        0,
+        1,
+        activation,
+        float(act_alpha),
+        float(act_beta),
+        residual,
+        None,
+        None,
+        y.dtype,
         config,
     )
 

@@ -240,6 +240,8 @@ def _conv_int8_kernel(
     P,
     Q,
     stride_xm,
+    stride_xh,
+    stride_xw,
     stride_wn,
     stride_om,
     stride_rm,
@@ -313,7 +315,7 @@ def _conv_int8_kernel(
         img = t // P
         ih0 = p * SH - PH
         iw0 = q * SW - PW
-        x_img = x + img * (H * W * C)
+        x_img = x + img * stride_xm
         if TAP_ALIGNED:
             cb_count = C // BLOCK_K
             for kb in range(k_start, k_end):
@@ -324,7 +326,7 @@ def _conv_int8_kernel(
                 ih = ih0 + r * DH
                 iw = iw0 + s * DW
                 inside = (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
-                a_ptr = (x_img + (ih * W + iw) * C + c0)[:, None] + rk[None, :]
+                a_ptr = (x_img + ih * stride_xh + iw * stride_xw + c0)[:, None] + rk[None, :]
                 a = tl.load(a_ptr, mask=inside[:, None], other=0)
                 b = tl.load(w_cols + (kb * BLOCK_K + rk)[:, None])
                 acc = tl.dot(a, b, acc, out_dtype=ACC)
@@ -340,7 +342,8 @@ def _conv_int8_kernel(
                 ih = ih0[:, None] + (r * DH)[None, :]
                 iw = iw0[:, None] + (s * DW)[None, :]
                 inside = (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W) & kmask[None, :]
-                a = tl.load(x_img[:, None] + (ih * W + iw) * C + c[None, :], mask=inside, other=0)
+                a_off = ih * stride_xh + iw * stride_xw + c[None, :]
+                a = tl.load(x_img[:, None] + a_off, mask=inside, other=0)
                 b = tl.load(w_cols + kk[:, None], mask=kmask[:, None], other=0)
                 acc = tl.dot(a, b, acc, out_dtype=ACC)
 
@@ -698,6 +701,7 @@ def _launch_gemm_like(
         conv = dict(R=1, S=1, SH=1, SW=1, PH=0, PW=0, DH=1, DW=1, IS_GEMM=True)
         h = w = p = q = 1
         tap_aligned = True
+        x_strides = (x2d.stride(0), 0, 0)
     else:
         g = geometry
         c, h, w, p, q = g.c, g.h, g.w, g.p, g.q
@@ -713,6 +717,9 @@ def _launch_gemm_like(
             IS_GEMM=False,
         )
         tap_aligned = c % bk == 0
+        # x2d is the 4-D NCHW-shaped input with unit channel stride (NHWC memory, or a view
+        # whose pixels overlap: see conv_half.conv2d_folded)
+        x_strides = (x2d.stride(0), x2d.stride(2), x2d.stride(3))
     split = config.split_k
     epi = dict(HAS_BIAS=bias is not None, RES_MODE=res_mode, ACT=act, QUANT=out_scale is not None)
     res_arg = res2d if res2d is not None else scale
@@ -745,7 +752,7 @@ def _launch_gemm_like(
         w,
         p,
         q,
-        x2d.stride(0),
+        *x_strides,
         w2d.stride(0),
         out2d.stride(0),
         stride_rm,
@@ -911,10 +918,9 @@ def implicit_gemm_conv(
     if residual is not None:
         res2d = residual.contiguous(memory_format=torch.channels_last)
         res2d = res2d.permute(0, 2, 3, 1).view(m, shape.k)
-    if shape.is_gemm:
-        x2d = x.permute(0, 2, 3, 1).view(m, shape.c)
-    else:
-        x2d = x.permute(0, 2, 3, 1).view(-1, shape.c)
+    if x.stride(1) != 1:
+        raise ValueError(f"x: expected unit channel stride (NHWC memory), got {x.stride()}")
+    x2d = x.permute(0, 2, 3, 1).view(m, shape.c) if shape.is_gemm else x
     w2d = w_packed.contiguous().view(shape.k, -1)
     _launch_gemm_like(
         x2d,

@@ -6,7 +6,9 @@ accumulated in fp32 and written once. Windows are clipped to the
 input (padding never read); average pooling divides by the window size (``count_include_pad``)
 or by the number of input pixels the window covers.
 
-Launcher: ``pool2d_nhwc(x, kernel, strides, pads, mode, count_include_pad) -> tensor``.
+Launchers: ``pool2d_nhwc(x, kernel, strides, pads, mode, count_include_pad) -> tensor`` and
+``global_pool_nhwc(x, mode)`` (global pooling: one program reduces all pixels of an image for a
+block of channels).
 """
 
 from __future__ import annotations
@@ -135,6 +137,75 @@ def pool2d_nhwc(
         PW=pw,
         IS_MAX=mode == "max",
         COUNT_PAD=bool(count_include_pad),
+        BLOCK_P=block_p,
+        BLOCK_C=block_c,
+        num_warps=4,
+        **launch_options(x.device),
+    )
+    return out
+
+
+@triton.jit(do_not_specialize=["HW"])
+def _global_pool_nhwc_kernel(
+    x,
+    out,
+    HW,
+    C,
+    sxn,
+    sxp,
+    sxc,
+    IS_MAX: tl.constexpr,
+    BLOCK_P: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+    PDL: tl.constexpr,
+):
+    wait_then_release(PDL)
+    # one image x BLOCK_C channels per program, the pixels in BLOCK_P rows at a time
+    n = tl.program_id(0)
+    cs = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    cmask = cs < C
+    if IS_MAX:
+        acc = tl.full([BLOCK_P, BLOCK_C], float("-inf"), tl.float32)
+    else:
+        acc = tl.zeros([BLOCK_P, BLOCK_C], tl.float32)
+    for p0 in range(0, HW, BLOCK_P):
+        ps = p0 + tl.arange(0, BLOCK_P)
+        mask = (ps < HW)[:, None] & cmask[None, :]
+        ptr = x + n * sxn + ps[:, None] * sxp + cs[None, :] * sxc
+        if IS_MAX:
+            acc = tl.maximum(acc, tl.load(ptr, mask=mask, other=float("-inf")).to(tl.float32))
+        else:
+            acc += tl.load(ptr, mask=mask, other=0.0).to(tl.float32)
+    if IS_MAX:
+        y = tl.max(acc, axis=0)
+    else:
+        y = tl.sum(acc, axis=0) / HW
+    tl.store(out + n * C + cs, y.to(out.dtype.element_ty), mask=cmask)
+
+
+def global_pool_nhwc(x: torch.Tensor, mode: str) -> torch.Tensor:
+    """Max or average over all pixels of a 4-D tensor whose pixels share one stride (NHWC
+    memory, or H or W of 1): [N, C, H, W] -> [N, C, 1, 1] (contiguous, so also channels-last);
+    fp32 accumulation, one rounding to x's dtype."""
+    if mode not in ("max", "avg"):
+        raise ValueError(f"mode: expected 'max' or 'avg', got {mode!r}")
+    n, c, h, w = x.shape
+    if h > 1 and w > 1 and x.stride(2) != w * x.stride(3):
+        x = x.contiguous(memory_format=torch.channels_last)
+    if h * w == 0:
+        raise ValueError(f"global pooling of an empty image {tuple(x.shape)}")
+    out = torch.empty((n, c, 1, 1), device=x.device, dtype=x.dtype)
+    block_c = min(128, triton.next_power_of_2(c))
+    block_p = min(16, triton.next_power_of_2(h * w))
+    _global_pool_nhwc_kernel[(n, triton.cdiv(c, block_c))](
+        x,
+        out,
+        h * w,
+        c,
+        x.stride(0),
+        x.stride(3) if w > 1 else x.stride(2),
+        x.stride(1),
+        IS_MAX=mode == "max",
         BLOCK_P=block_p,
         BLOCK_C=block_c,
         num_warps=4,

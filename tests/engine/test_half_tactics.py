@@ -94,3 +94,32 @@ def test_split_k_variants_come_first_and_are_capped() -> None:
     names = tac.names(node)
     assert 1 < len(names) <= 3
     assert "s1w" not in names[0]  # a split-K config leads
+
+
+STEMS = """
+graph stems(%x: float32[N,3,224,224]) {
+  %w7: float32[64,3,7,7] = const
+  %a = conv2d(%x, %w7) {"pads": [3, 3, 3, 3], "strides": [2, 2]}
+  %w3: float32[32,3,3,3] = const
+  %b = conv2d(%x, %w3) {"pads": [1, 1, 1, 1], "strides": [2, 2]}
+  %c = conv2d(%x, %w3) {"pads": [1, 1, 1, 1]}
+  %w16: float32[32,16,3,3] = const
+  %d = conv2d(%a, %w16) {"pads": [1, 1, 1, 1], "strides": [2, 2], "groups": 4}
+  return %a, %b, %c, %d
+}
+"""
+
+
+def test_strided_few_channel_convolutions_are_offered_folding() -> None:
+    g = lower_precision(run_passes(parse_graph(STEMS, infer=infer_node), Settings()), "float16")
+    for batch in (1, 256):
+        nodes = [n for n in concretize(g, batch).nodes if n.op in ("conv2d", "fused_conv2d")]
+        offers = [{t.name for t in candidate_tactics(n, CUDA)} for n in nodes]
+        # 7x7/2 and 3x3/2 on 3 channels fold to 12 channels; stride 1 and grouped ones do not
+        assert ["triton_s2d" in o for o in offers] == [True, True, False, False]
+        tac = next(t for t in candidate_tactics(nodes[0], CUDA) if t.name == "triton_s2d")
+        names = tac.names(nodes[0])
+        assert 1 <= len(names) <= 4 and all("s1w" in n for n in names)  # whole-K configs
+    # decided without the batch (a dynamic-batch plan reloads with the same candidates)
+    node = next(n for n in g.nodes if n.op in ("conv2d", "fused_conv2d"))
+    assert "triton_s2d" in {t.name for t in candidate_tactics(node, CUDA)}

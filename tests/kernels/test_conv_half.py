@@ -16,14 +16,17 @@ import torch.nn.functional as F
 
 from fluidrt.kernels.conv_half import (
     conv2d,
+    conv2d_folded,
     conv_configs,
     conv_shape,
     depthwise_conv2d,
+    folded_conv_shape,
     gemm,
     gemm_configs,
     pack_conv_weight,
     pack_depthwise_weight,
 )
+from fluidrt.kernels.space_to_depth import fold_weight, space_to_depth
 
 CL = torch.channels_last
 EPS = {torch.float16: 2.0**-10, torch.bfloat16: 2.0**-7, torch.float32: 2.0**-20}
@@ -110,6 +113,40 @@ def test_conv2d_split_k_and_epilogues(device: str) -> None:
             _close(out, ref, torch.float16)
 
 
+# (n, c, h, w, k, kernel, stride, pad): ResNet's and MobileNet's stems (small), uneven taps
+FOLDED = [
+    (2, 3, 19, 17, 16, 7, 2, 3),
+    (1, 3, 15, 15, 8, 3, 2, 1),
+    (1, 3, 16, 16, 8, 3, 2, 0),
+    (1, 1, 11, 13, 8, 5, 3, 2),
+]
+
+
+def _folded(x, wt, bias, kernel, stride, pad, config=None, residual=None, act="relu"):
+    y = space_to_depth(x, kernel, stride, pad, out_dtype=wt.dtype)
+    packed = pack_conv_weight(fold_weight(wt.float(), stride).to(wt.dtype))
+    return conv2d_folded(y, packed, bias, act, residual=residual, config=config)
+
+
+@pytest.mark.parametrize("geom", FOLDED, ids=lambda g: "x".join(map(str, g)))
+def test_conv2d_folded_equals_the_strided_convolution(device: str, geom: tuple) -> None:
+    n, c, h, w, k, kernel, stride, pad = geom
+    gen = torch.Generator().manual_seed(6)
+    x = torch.randn(n, c, h, w, generator=gen).to(device)  # fp32 NCHW: the network input
+    wt = _rand(k, c, kernel, kernel, dtype=torch.float16, device=device, gen=gen) * 0.2
+    bias = torch.randn(k, generator=gen).to(device)
+    out = _folded(x, wt, bias, kernel, stride, pad)
+    assert out.dtype == torch.float16 and out.is_contiguous(memory_format=CL)
+    ref = _ref_conv(x.half(), wt, bias, stride, pad, 1, 1, "relu", None)
+    _close(out, ref, torch.float16)
+
+
+def test_conv2d_folded_refuses_mismatched_weights(device: str) -> None:
+    y = space_to_depth(torch.zeros(1, 3, 8, 8, device=device), 3, 2, 1)
+    with pytest.raises(ValueError, match="w_packed: expected"):
+        conv2d_folded(y, torch.zeros(8, 2, 2, 8, dtype=torch.float16, device=device), None)
+
+
 def test_depthwise_fp16_and_fp32(device: str) -> None:
     gen = torch.Generator().manual_seed(2)
     for dtype in (torch.float16, torch.float32):
@@ -176,6 +213,31 @@ def test_conv2d_gpu_every_config(geom: tuple, dtype: torch.dtype) -> None:
         if ref is None:
             ref = _ref_conv(x, wt, bias, stride, pad, dil, 1, "relu", None)
         _close(out, ref, dtype)
+
+
+GPU_FOLDED = [
+    (5, 3, 224, 224, 64, 7, 2, 3),  # ResNet stem
+    (2, 3, 299, 299, 32, 3, 2, 0),  # Inception stem
+    (3, 3, 224, 224, 32, 3, 2, 1),  # MobileNet stem
+]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("geom", GPU_FOLDED, ids=lambda g: "x".join(map(str, g)))
+def test_conv2d_folded_gpu_every_config(geom: tuple, dtype: torch.dtype) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    n, c, h, w, k, kernel, stride, pad = geom
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(n, c, h, w, generator=gen).cuda()
+    wt = _rand(k, c, kernel, kernel, dtype=dtype, device="cuda", gen=gen) * 0.1
+    bias = torch.randn(k, generator=gen).cuda()
+    y = space_to_depth(x, kernel, stride, pad, out_dtype=dtype)
+    packed = pack_conv_weight(fold_weight(wt.float(), stride).to(dtype))
+    ref = _ref_conv(x.to(dtype), wt, bias, stride, pad, 1, 1, "relu", None)
+    for config in conv_configs(folded_conv_shape(y, packed), half=True)[:4]:
+        _close(conv2d_folded(y, packed, bias, "relu", config=config), ref, dtype)
 
 
 @pytest.mark.gpu
