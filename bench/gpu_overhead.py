@@ -43,7 +43,7 @@ def main() -> None:
     def engine_only():
         ctx.run([x])
 
-    static_in, graph, _ = next(iter(ctx._graphs.values()))
+    graph = next(iter(ctx._graphs.values())).graph
     res = {
         "model": args.model,
         "batch": args.batch,

@@ -26,7 +26,7 @@ import torch
 
 from fluidrt.errors import ConfigError, InputError
 from fluidrt.ir.graph import Graph, Value
-from fluidrt.ops.dtypes import from_torch, to_torch
+from fluidrt.ops.dtypes import TORCH_DTYPES, from_torch, to_torch
 from fluidrt.settings import PrecisionType, Settings
 
 log = logging.getLogger(__name__)
@@ -415,6 +415,7 @@ class Predictor:
         self._runner = runner
         self._input_values: list[Value] = list(runner.inputs)
         self._input_names = [v.name for v in self._input_values]
+        self._input_specs = {v.name: _input_spec(v) for v in self._input_values}
         self._output_names = list(runner.output_names)
         self._inputs: dict[str, torch.Tensor] = {}
         self._outputs: dict[str, torch.Tensor] = {}
@@ -511,11 +512,18 @@ class Predictor:
 
     # ---- input checking -------------------------------------------------------------------
     def _set_input(self, name: str, t: torch.Tensor) -> None:
-        value = next((v for v in self._input_values if v.name == name), None)
-        if value is None:
+        spec = self._input_specs.get(name)
+        if spec is None:
             raise InputError(f"no input named {name!r}; inputs are {self._input_names}")
-        check_input(value, t)
-        self._inputs[name] = self._staging.to_device(name, t)
+        value, dtype, rank, static = spec
+        # the common case checked in a few attribute reads (share_external_data before every
+        # run is host time in front of the GPU); anything off gets check_input's full message
+        if t.dtype is not dtype or t.dim() != rank or any(t.shape[i] != d for i, d in static):
+            check_input(value, t)
+        if t.is_cuda and t.device == self.device:
+            self._inputs[name] = t
+        else:
+            self._inputs[name] = self._staging.to_device(name, t)
 
 
 class _HostStaging:
@@ -560,6 +568,15 @@ class _HostStaging:
         buf.copy_(t.detach(), non_blocking=True)
         torch.cuda.current_stream(t.device).synchronize()
         return buf.numpy().copy()
+
+
+def _input_spec(value: Value) -> tuple:
+    """(value, torch dtype or None, rank or None, [(dim, size)] of its static dims)."""
+    dtype = to_torch(value.dtype) if value.dtype in TORCH_DTYPES else None
+    if value.shape is None:
+        return value, dtype, None, []
+    static = [(i, d) for i, d in enumerate(value.shape) if isinstance(d, int) and d >= 0]
+    return value, dtype, len(value.shape), static
 
 
 def check_input(value: Value, t: torch.Tensor) -> None:

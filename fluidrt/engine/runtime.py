@@ -131,6 +131,25 @@ def prepare_layer(
     )
 
 
+def _where(inputs: Sequence[torch.Tensor]) -> tuple:
+    """Where the inputs are: (data_ptr, strides) each (what a graph reading them in place bakes)."""
+    return tuple((t.data_ptr(), t.stride()) for t in inputs)
+
+
+@dataclass
+class _Captured:
+    """The CUDA graph of one input signature: it reads copies of the inputs (``inputs``); a
+    second graph may read the caller's own buffers in place (``bound``: where they are, the
+    graph, its outputs)."""
+
+    inputs: list[torch.Tensor]
+    graph: torch.cuda.CUDAGraph
+    outputs: list[torch.Tensor]
+    last_inputs: tuple | None = None  # (data_ptr, strides) of the last call's inputs
+    bound: tuple | None = None
+    binds_left: int = 4  # captures of bound graphs allowed (callers alternating buffers)
+
+
 class ExecutionContext:
     """Runs one engine; holds the device copies of its weights and the prepared layers."""
 
@@ -180,7 +199,7 @@ class ExecutionContext:
             if self._cuda
             else -1
         )
-        self._graphs: OrderedDict[tuple, tuple] = OrderedDict()
+        self._graphs: OrderedDict[tuple, _Captured] = OrderedDict()
 
     def clone(self) -> ExecutionContext:
         """A context of its own (stream, CUDA graphs) over the same engine and weights."""
@@ -203,10 +222,18 @@ class ExecutionContext:
                 )
 
     def run(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        bind = False
         if self._cuda and self.engine.use_cuda_graph and self.profiler is None:
             key = tuple((t.shape, t.dtype) for t in inputs)
-            if key in self._graphs:  # checked when it was captured
-                return self._replay_captured(key, inputs)
+            cap = self._graphs.get(key)
+            if cap is not None:  # checked when it was captured
+                where = _where(inputs)
+                if cap.bound is not None and cap.bound[0] == where:
+                    return self._replay(key, cap.bound[1], cap.bound[2], None, inputs)
+                bind = cap.last_inputs == where and cap.binds_left > 0
+                cap.last_inputs = where
+                if not bind:
+                    return self._replay(key, cap.graph, cap.outputs, cap.inputs, inputs)
         self._check_batch(inputs)
         if not self._cuda:
             return self._run_layers(inputs)
@@ -215,7 +242,7 @@ class ExecutionContext:
         self._stream.wait_event(self._done)  # the last run, whichever stream it was on
         with torch.cuda.stream(self._stream):
             if self.engine.use_cuda_graph and self.profiler is None:
-                outs = self._capture_and_replay(inputs)
+                outs = self._capture_and_replay(inputs, bind)
             else:
                 with library_flags(self.engine.allow_tf32):
                     outs = self._run_layers(inputs)
@@ -226,16 +253,24 @@ class ExecutionContext:
         self._last_stream = caller.cuda_stream
         return outs
 
-    def _replay_captured(self, key: tuple, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    def _replay(
+        self,
+        key: tuple,
+        graph: torch.cuda.CUDAGraph,
+        static_out: list[torch.Tensor],
+        static_in: list[torch.Tensor] | None,
+        inputs: Sequence[torch.Tensor],
+    ) -> list[torch.Tensor]:
         """A captured graph, replayed on the caller's stream with nothing before the launch but
-        the input copies: at small batches latency is host time (each microsecond here is one
-        the GPU waits). A run on another stream than the last one waits for the last one."""
+        the input copies (none for a graph bound to the caller's buffers): at small batches
+        latency is host time (each microsecond here is one the GPU waits). A run on another
+        stream than the last one waits for the last one."""
         stream = torch._C._cuda_getCurrentRawStream(self._device_index)
         if stream != self._last_stream:
             self._done.wait(torch.cuda.current_stream(self.engine.device))
-        static_in, graph, static_out = self._graphs[key]
-        for dst, src in zip(static_in, inputs, strict=True):
-            dst.copy_(src, non_blocking=True)
+        if static_in is not None:
+            for dst, src in zip(static_in, inputs, strict=True):
+                dst.copy_(src, non_blocking=True)
         graph.replay()
         # below here the GPU is busy with the graph: host work is hidden
         outs = [t.clone() for t in static_out]
@@ -245,20 +280,33 @@ class ExecutionContext:
         return outs
 
     # ---- CUDA graphs: one capture per input signature, least recently used dropped --------
-    def _capture_and_replay(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    def _capture_and_replay(self, inputs: Sequence[torch.Tensor], bind: bool) -> list[torch.Tensor]:
+        """Capture a graph for these inputs' shapes (reading copies of the inputs), or, with
+        ``bind``, a second one for a known shape that reads the caller's buffers in place: the
+        same buffers came twice in a row (``share_external_data`` of a reused tensor), so later
+        calls with them skip the input copy. Engines never write to their inputs (no input is
+        donated), so reading them in place is safe; the bound graph is replayed only while the
+        caller passes tensors at exactly those addresses and strides, and shares the memory
+        pool of the key's first graph (the two are never replayed at once)."""
         key = tuple((t.shape, t.dtype) for t in inputs)
-        entry = self._capture(inputs)
-        self._graphs[key] = entry
-        while len(self._graphs) > max(1, self.engine.max_cuda_graphs):
-            self._graphs.popitem(last=False)
-        static_in, graph, static_out = entry
-        for dst, src in zip(static_in, inputs, strict=True):
-            dst.copy_(src, non_blocking=True)
+        if bind:
+            cap = self._graphs[key]
+            graph, static_out = self._capture(list(inputs), pool=cap.graph.pool())
+            cap.bound = (cap.last_inputs, graph, static_out)
+            cap.binds_left -= 1
+            static_in = None
+        else:
+            static_in = [t.detach().clone() for t in inputs]
+            graph, static_out = self._capture(static_in)
+            self._graphs[key] = _Captured(static_in, graph, static_out, _where(inputs))
+            while len(self._graphs) > max(1, self.engine.max_cuda_graphs):
+                self._graphs.popitem(last=False)
+            for dst, src in zip(static_in, inputs, strict=True):
+                dst.copy_(src, non_blocking=True)
         graph.replay()
         return [t.clone() for t in static_out]
 
-    def _capture(self, inputs: Sequence[torch.Tensor]) -> tuple:
-        static_in = [t.detach().clone() for t in inputs]
+    def _capture(self, static_in: list[torch.Tensor], pool: Any = None) -> tuple:
         graph = torch.cuda.CUDAGraph()
         # cuDNN times its algorithms for these exact shapes during the warm-up (kernel
         # auto-tuning) and the capture freezes the winners into the graph
@@ -269,10 +317,12 @@ class ExecutionContext:
             for _ in range(2):  # lazy library init and allocations happen outside the capture
                 self._run_layers(static_in)
             self._stream.synchronize()
-            with torch.cuda.graph(graph, stream=self._stream, capture_error_mode="relaxed"):
+            with torch.cuda.graph(
+                graph, pool=pool, stream=self._stream, capture_error_mode="relaxed"
+            ):
                 static_out = self._run_layers(static_in)
-        log.debug("captured CUDA graph for %s", [tuple(t.shape) for t in inputs])
-        return static_in, graph, static_out
+        log.debug("captured CUDA graph for %s", [tuple(t.shape) for t in static_in])
+        return graph, static_out
 
     def _run_layers(self, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         env: dict[str, torch.Tensor] = dict(self._const)
