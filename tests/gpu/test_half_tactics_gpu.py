@@ -120,7 +120,13 @@ def test_each_triton_tactic_matches_the_native_layer(dtype: str) -> None:
                 assert err <= 2 * eps * ref.abs().max().item() + 1e-5, (name, node.name, err)
                 seen.add(tac.name)
             node.meta.pop("tactic_variant", None)
-    assert seen == {"triton_conv", "triton_depthwise", "triton_gemm", "triton_s2d"}
+    assert seen == {
+        "triton_conv",
+        "triton_depthwise",
+        "triton_gemm",
+        "triton_s2d",
+        "triton_global_pool",
+    }
 
 
 def test_fp16_engine_at_batch_1_uses_triton_tactics_and_matches_fp32() -> None:
