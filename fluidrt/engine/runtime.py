@@ -131,6 +131,38 @@ def prepare_layer(
     )
 
 
+# tactics whose first kernel converts its input while it reads it (any float dtype)
+_CONVERTING_READERS = ("triton_s2d",)
+_FLOATS = ("float32", "float16", "bfloat16")
+
+
+def absorbed_casts(g: Graph) -> set[str]:
+    """Casts whose one reader converts while it reads (the folded stem's space-to-depth reads
+    the fp32 network input and writes fp16): they pass the tensor through instead of running a
+    kernel, with bit-identical results (one rounding either way)."""
+    outputs = {id(v) for v in g.outputs}
+    names = set()
+    for node in g.nodes:
+        if node.op != "cast" or len(node.outputs) != 1 or node.inputs[0] is None:
+            continue
+        out = node.outputs[0]
+        if id(out) in outputs or len(out.users) != 1 or node.inputs[0].dtype not in _FLOATS:
+            continue
+        user = out.users[0]
+        tactic = str(user.meta.get("tactic", "")).partition(":")[0]
+        if (
+            tactic in _CONVERTING_READERS
+            and user.inputs[0] is out
+            and sum(v is out for v in user.inputs) == 1
+        ):
+            names.add(node.name)
+    return names
+
+
+def _pass_through(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
+    return [args[0]]
+
+
 def _where(inputs: Sequence[torch.Tensor]) -> tuple:
     """Where the inputs are: (data_ptr, strides) each (what a graph reading them in place bakes)."""
     return tuple((t.data_ptr(), t.stride()) for t in inputs)
@@ -161,13 +193,17 @@ class ExecutionContext:
         self._const = engine.device_constants()
         self._steps = []
         mark_donations(g)
+        absorbed = absorbed_casts(g)
         for node in g.nodes:
             consts = {
                 i: self._const[v.name]
                 for i, v in enumerate(node.inputs)
                 if v is not None and v.is_const
             }
-            run = prepare_layer(node, node.meta.get("tactic", "torch"), consts, device)
+            if node.name in absorbed:
+                run = _pass_through
+            else:
+                run = prepare_layer(node, node.meta.get("tactic", "torch"), consts, device)
             ins = [v.name if v is not None else None for v in node.inputs]
             self._steps.append((run, ins, [v.name for v in node.outputs], node))
         self._frees = {i: [v.name for v in vs] for i, vs in last_uses(g).items()}

@@ -143,3 +143,36 @@ def test_fp16_engine_at_batch_1_uses_triton_tactics_and_matches_fp32() -> None:
     assert rel < 1e-2, (rel, tactics)
     # the depthwise layer has no library tactic that beats a per-channel stencil at batch 1
     assert any(t.startswith("triton_") and t != "triton_pointwise" for t in tactics), tactics
+
+
+STEM = """
+graph stem(%x: float32[N,3,64,64]) {
+  %w: float32[16,3,7,7] = const
+  %b: float32[16] = const
+  %c = conv2d(%x, %w, %b) {"pads": [3, 3, 3, 3], "strides": [2, 2]}
+  %r = relu(%c)
+  return %r
+}
+"""
+
+
+def test_folded_stem_reads_the_fp32_input_itself() -> None:
+    """With the folded stem chosen, the input's fp32->fp16 cast runs no kernel: the
+    space-to-depth transform reads the fp32 tensor (same rounding, same result)."""
+    from fluidrt.engine.runtime import ExecutionContext, _pass_through
+
+    g = run_passes(parse_graph(STEM, infer=infer_node), Settings())
+    s = Settings(use_engine=True, max_batch_size=4, precision=PrecisionType.Half)
+    model = partition_and_build(g, s, DEVICE)
+    engine = model.engines[0]
+    conv = next(n for n in engine.graph.nodes if n.op in ("conv2d", "fused_conv2d"))
+    conv.meta["tactic"] = "triton_s2d"
+    ctx = ExecutionContext(engine)
+    casts = [st for st in ctx._steps if st[3].op == "cast"]
+    assert casts and casts[0][0] is _pass_through
+    x = torch.randn(4, 3, 64, 64, generator=torch.Generator().manual_seed(3)).cuda()
+    ref = NativeExecutor(parse_graph(STEM, infer=infer_node), DEVICE).run([x])[0]
+    for _ in range(3):  # capture, bind, replay bound
+        out = ctx.run([x])[0]
+    rel = ((out.float() - ref).norm() / ref.norm()).item()
+    assert rel < 1e-2, rel
