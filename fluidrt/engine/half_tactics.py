@@ -31,6 +31,7 @@ from fluidrt.engine.int8_tactics import meta_tensor, triton_activation
 from fluidrt.engine.layers import Runner, tactic
 from fluidrt.engine.tactics import conv, cudnn_fuses, gemm
 from fluidrt.ir.graph import Node
+from fluidrt.ops.dtypes import to_torch
 from fluidrt.ops.fused import CONV_ATTRS
 
 SMS = 132  # H100/H200 SXM: one wave of 64x64 output tiles
@@ -299,6 +300,8 @@ def _triton_gemm(node: Node, consts: dict[int, torch.Tensor], device: torch.devi
     bias = consts[2].float().contiguous() if 2 in consts else None
     config, epi = _config(node), _epilogue(node)
     n = w.shape[0]
+    # the engine's output cast folded into the epilogue (fluidrt.engine.runtime.absorbed_casts)
+    out_dtype = to_torch(node.meta["write_dtype"]) if "write_dtype" in node.meta else None
 
     def run(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
         x = args[0]
@@ -307,7 +310,13 @@ def _triton_gemm(node: Node, consts: dict[int, torch.Tensor], device: torch.devi
         if res is not None:
             res = res.reshape(-1, n)
         y = kernels.gemm(
-            x.reshape(-1, x.shape[-1]).contiguous(), w, bias, residual=res, config=config, **epi
+            x.reshape(-1, x.shape[-1]).contiguous(),
+            w,
+            bias,
+            residual=res,
+            config=config,
+            out_dtype=out_dtype,
+            **epi,
         )
         return [y.reshape(*lead, n)]
 

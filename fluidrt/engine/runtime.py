@@ -131,30 +131,52 @@ def prepare_layer(
     )
 
 
-# tactics whose first kernel converts its input while it reads it (any float dtype)
+# tactics whose first kernel converts its input while it reads it (any float dtype), and
+# tactics whose epilogue writes any float dtype (``node.meta["write_dtype"]``)
 _CONVERTING_READERS = ("triton_s2d",)
+_CONVERTING_WRITERS = ("triton_gemm",)
 _FLOATS = ("float32", "float16", "bfloat16")
 
 
+def _tactic(node: Any) -> str:
+    return str(node.meta.get("tactic", "")).partition(":")[0]
+
+
 def absorbed_casts(g: Graph) -> set[str]:
-    """Casts whose one reader converts while it reads (the folded stem's space-to-depth reads
-    the fp32 network input and writes fp16): they pass the tensor through instead of running a
-    kernel, with bit-identical results (one rounding either way)."""
+    """Casts folded into their neighbour, passing the tensor through instead of running a
+    kernel: one whose only reader converts while it reads (the folded stem's space-to-depth
+    reads the fp32 network input and writes fp16: bit-identical, one rounding either way), and
+    one that is the only reader of a layer whose epilogue can write the cast's dtype (the
+    classifier's GEMM writes the engine's fp32 output itself: its fp32 result is rounded once,
+    to fp32, instead of to fp16 and back). Marks such producers with ``write_dtype``."""
     outputs = {id(v) for v in g.outputs}
     names = set()
     for node in g.nodes:
+        node.meta.pop("write_dtype", None)  # decided again for the tactics chosen now
+    for node in g.nodes:
         if node.op != "cast" or len(node.outputs) != 1 or node.inputs[0] is None:
             continue
-        out = node.outputs[0]
-        if id(out) in outputs or len(out.users) != 1 or node.inputs[0].dtype not in _FLOATS:
+        src, out = node.inputs[0], node.outputs[0]
+        if src.dtype not in _FLOATS or out.dtype not in _FLOATS:
             continue
-        user = out.users[0]
-        tactic = str(user.meta.get("tactic", "")).partition(":")[0]
+        if id(out) not in outputs and len(out.users) == 1:
+            user = out.users[0]
+            if (
+                _tactic(user) in _CONVERTING_READERS
+                and user.inputs[0] is out
+                and sum(v is out for v in user.inputs) == 1
+            ):
+                names.add(node.name)
+                continue
+        prod = src.producer
         if (
-            tactic in _CONVERTING_READERS
-            and user.inputs[0] is out
-            and sum(v is out for v in user.inputs) == 1
+            prod is not None
+            and id(src) not in outputs
+            and len(src.users) == 1
+            and len(prod.outputs) == 1
+            and _tactic(prod) in _CONVERTING_WRITERS
         ):
+            prod.meta["write_dtype"] = out.dtype
             names.add(node.name)
     return names
 

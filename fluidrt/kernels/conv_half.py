@@ -245,8 +245,10 @@ def gemm(
     act_beta: float = 0.0,
     residual: torch.Tensor | None = None,
     config: Int8Config | None = None,
+    out_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """a[M, K] x b[N, K]^T (+ bias, residual, activation) in a's half dtype; returns [M, N]."""
+    """a[M, K] x b[N, K]^T (+ bias, residual, activation); returns [M, N] in ``out_dtype``
+    (default a's half dtype; float32 rounds the fp32 epilogue once, to fp32)."""
     _check(a, "a", 2, HALF)
     _check(b, "b", 2, (a.dtype,))
     n = int(b.shape[0])
@@ -261,6 +263,6 @@ def gemm(
         residual,
         None,
         None,
-        a.dtype,
+        out_dtype or a.dtype,
         config,
     )

@@ -34,3 +34,30 @@ def test_only_a_sole_converting_reader_absorbs_the_cast() -> None:
     # %h: read only by a folded stem; %h2: also by a relu; %h3: by another tactic; %h4: an
     # engine output as well
     assert {n.outputs[0].name for n in g.nodes if n.name in absorbed_casts(g)} == {"h"}
+
+
+FC = """
+graph fc(%x: float16[N,64]) {
+  %w: float16[64,10] = const
+  %y = matmul(%x, %w)
+  %out = cast(%y) {"dtype": "float32"}
+  %z = matmul(%x, %w)
+  %out2 = cast(%z) {"dtype": "float32"}
+  %r = relu(%z)
+  return %out, %out2, %r
+}
+"""
+
+
+def test_a_cast_after_a_gemm_is_written_by_its_epilogue() -> None:
+    g = parse_graph(FC, infer=infer_node)
+    for node in g.nodes:
+        if node.op == "matmul":
+            node.meta["tactic"] = "triton_gemm:m16n64k64s1w4p4"
+    y_gemm, z_gemm = (n for n in g.nodes if n.op == "matmul")
+    names = absorbed_casts(g)
+    # %y's only reader is the cast: the GEMM writes fp32; %z is read by a relu as well
+    assert {n.outputs[0].name for n in g.nodes if n.name in names} == {"out"}
+    assert y_gemm.meta["write_dtype"] == "float32" and "write_dtype" not in z_gemm.meta
+    y_gemm.meta["tactic"] = "linear"  # a library GEMM writes its own dtype: the cast runs
+    assert absorbed_casts(g) == set() and "write_dtype" not in y_gemm.meta

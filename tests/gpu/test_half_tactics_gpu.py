@@ -162,9 +162,10 @@ def test_folded_stem_reads_the_fp32_input_itself() -> None:
     from fluidrt.engine.runtime import ExecutionContext, _pass_through
 
     g = run_passes(parse_graph(STEM, infer=infer_node), Settings())
-    s = Settings(use_engine=True, max_batch_size=4, precision=PrecisionType.Half)
-    model = partition_and_build(g, s, DEVICE)
-    engine = model.engines[0]
+    s = Settings(
+        use_engine=True, max_batch_size=4, precision=PrecisionType.Half, min_subgraph_size=1
+    )
+    (engine,) = partition_and_build(g, s, DEVICE).engines
     conv = next(n for n in engine.graph.nodes if n.op in ("conv2d", "fused_conv2d"))
     conv.meta["tactic"] = "triton_s2d"
     ctx = ExecutionContext(engine)
@@ -176,3 +177,24 @@ def test_folded_stem_reads_the_fp32_input_itself() -> None:
         out = ctx.run([x])[0]
     rel = ((out.float() - ref).norm() / ref.norm()).item()
     assert rel < 1e-2, rel
+
+
+def test_the_classifier_gemm_writes_the_fp32_output() -> None:
+    """With the Triton GEMM chosen for the last layer, the engine's output cast runs no
+    kernel: the GEMM's fp32 epilogue result is written as fp32."""
+    from fluidrt.engine.runtime import ExecutionContext, _pass_through
+
+    g = run_passes(_scaled_graph(), Settings())
+    s = Settings(use_engine=True, max_batch_size=1, precision=PrecisionType.Half)
+    (engine,) = partition_and_build(g, s, DEVICE).engines
+    fc = next(n for n in engine.graph.nodes if n.op in ("matmul", "fused_matmul"))
+    fc.meta["tactic"] = "triton_gemm"
+    ctx = ExecutionContext(engine)
+    (cast,) = [st for st in ctx._steps if st[3].op == "cast" and st[3].inputs[0].producer is fc]
+    assert cast[0] is _pass_through and fc.meta["write_dtype"] == "float32"
+    x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(4)).cuda()
+    ref = NativeExecutor(_scaled_graph(), DEVICE).run([x])[0]
+    for _ in range(2):
+        out = ctx.run([x])[0]
+    assert out.dtype == torch.float32
+    assert ((out - ref).norm() / ref.norm()).item() < 1e-2

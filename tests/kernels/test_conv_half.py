@@ -173,6 +173,17 @@ def test_gemm_fp16_split_k(device: str) -> None:
         _close(out, ref, torch.float16)
 
 
+def test_gemm_writes_float32_when_asked(device: str) -> None:
+    gen = torch.Generator().manual_seed(8)
+    a = _rand(3, 128, dtype=torch.float16, device=device, gen=gen)
+    b = _rand(24, 128, dtype=torch.float16, device=device, gen=gen) * 0.1
+    bias = torch.randn(24, generator=gen).to(device)
+    out = gemm(a, b, bias, out_dtype=torch.float32)
+    assert out.dtype == torch.float32
+    ref = a.cpu().double() @ b.cpu().double().t() + bias.cpu().double()
+    _close(out, ref, torch.float32 if device == "cuda" else torch.float16)
+
+
 def test_bad_inputs_are_clear_errors(device: str) -> None:
     x = torch.zeros(1, 8, 4, 4, dtype=torch.float16, device=device)
     with pytest.raises(ValueError, match="w_packed: expected a 4-D tensor"):
