@@ -549,15 +549,18 @@ def _markdown(d: dict) -> list[str]:
         "# Benchmarks",
         "",
         f"The seed's table on {d['device']} ({d['date']}; {json.dumps(d['versions'])}), made by "
-        "`bench/seed_table.py run` on one GPU (the models in two parts, every runner of a "
-        "model in the same process; ResNet50's and MobileNet's torch-eager column measured "
-        "again right after, TF32 off; the fluidrt-onnx column in an earlier session, before the "
-        "Triton convolution tactics (batches 1, 10 and 256, with torch.compile measured again "
-        "beside it in the JSON)). Median latency in ms "
+        "`bench/seed_table.py run` on one GPU in parts (`bench/results/raw/seed-table-*.json`, "
+        "each with its command; `part` in the JSON names each cell's part). The fluidrt/fp16 "
+        "and torch-compile/fp16 columns, whose ratio is the last column, come from the same "
+        "process for every cell (the latest parts, on the current code); the other columns "
+        "from earlier parts. Median latency in ms "
         "(CUDA events, 100 runs; inputs and outputs on the GPU). fp32 runs have TF32 off for "
-        "every runner. MobileNet: fluidrt runs Paddle's MobileNetV1, the PyTorch columns "
+        "every runner. torch.compile's own latency moves 10-40% between processes (ResNet50 "
+        "batch 5: 0.65-0.93 ms over the session's runs); the raw parts keep every run. "
+        "MobileNet: fluidrt runs Paddle's MobileNetV1, the PyTorch columns "
         "torchvision's MobileNetV2 (torchvision has no V1); the fluidrt-onnx column runs the ONNX "
-        "export of that same torchvision model. fluidrt uses seeded random weights "
+        "export of that same torchvision model (an earlier session, before the Triton "
+        "convolution tactics). fluidrt uses seeded random weights "
         "(batch-norm statistics calibrated, see `fluidrt/frontends/paddle/random_weights.py`); "
         "PyTorch its random init. Build time and peak memory per cell are in the JSON.",
         "",
