@@ -121,24 +121,30 @@ def conv2d(
     ``residual`` (output shape, any float dtype) is added before the activation."""
     _check(x, "x", 4, HALF)
     _check(w_packed, "w_packed", 4, (x.dtype,))
-    x = nhwc_checked(x, "x")
+    return _conv(
+        nhwc_checked(x, "x"), w_packed, bias, stride, padding, dilation,
+        activation, act_alpha, act_beta, residual, config,
+    )  # fmt: skip
+
+
+def _conv(
+    x: torch.Tensor,
+    w_packed: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: int | Sequence[int],
+    padding: int | Sequence[int],
+    dilation: int | Sequence[int],
+    activation: str,
+    act_alpha: float,
+    act_beta: float,
+    residual: torch.Tensor | None,
+    config: Int8Config | None,
+) -> torch.Tensor:
+    k = int(w_packed.shape[0])
     return implicit_gemm_conv(
-        x,
-        w_packed,
-        _ones(int(w_packed.shape[0]), x.device),
-        _bias(bias, int(w_packed.shape[0])),
-        stride,
-        padding,
-        dilation,
-        activation,
-        float(act_alpha),
-        float(act_beta),
-        residual,
-        None,
-        None,
-        x.dtype,
-        config,
-    )
+        x, w_packed, _ones(k, x.device), _bias(bias, k), stride, padding, dilation,
+        activation, float(act_alpha), float(act_beta), residual, None, None, x.dtype, config,
+    )  # fmt: skip
 
 
 def folded_view(y: torch.Tensor, taps_w: int) -> torch.Tensor:
@@ -181,23 +187,10 @@ def conv2d_folded(
     if c != y.shape[1]:
         got = tuple(w_packed.shape)
         raise ValueError(f"w_packed: expected [K, R', S', {y.shape[1]}], got {got}")
-    return implicit_gemm_conv(
-        folded_view(nhwc_checked(y, "y"), tb),
-        w_packed.contiguous().view(k, ta, 1, tb * c),
-        _ones(k, y.device),
-        _bias(bias, k),
-        1,
-        0,
-        1,
-        activation,
-        float(act_alpha),
-        float(act_beta),
-        residual,
-        None,
-        None,
-        y.dtype,
-        config,
-    )
+    return _conv(
+        folded_view(nhwc_checked(y, "y"), tb), w_packed.contiguous().view(k, ta, 1, tb * c),
+        bias, 1, 0, 1, activation, act_alpha, act_beta, residual, config,
+    )  # fmt: skip
 
 
 def depthwise_conv2d(
