@@ -11,7 +11,6 @@ times them against the per-layer choice as whole CUDA-graph replays, and keeps t
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 import torch
@@ -23,23 +22,10 @@ log = logging.getLogger(__name__)
 
 # extra milliseconds a layer's Triton kernel may take alone over the winner, per variant
 SLACKS_MS = (0.001, 0.002, 0.004, 0.008, float("inf"))
-# "coarse" variants: among Triton configs within this factor of the fastest alone, the one with
-# the fewest, largest tiles (alone, more small tiles fill an idle GPU; chained, larger tiles
-# overlap their neighbours better: ResNet101 batch 5 on H200 ran 0.741 ms with 64x64 tiles on
-# its stage-3 layers and 0.775-0.811 ms with 32x64, which won alone by a hair)
-COARSE_WITHIN = 1.10
-_TILE = re.compile(r"m(\d+)n(\d+)k\d+s(\d+)")
 
 
-def _tile_area(tactic: str) -> int:
-    """Output elements per program of a Triton config name (0 when it names no config)."""
-    m = _TILE.search(tactic)
-    return int(m[1]) * int(m[2]) // int(m[3]) if m else 0
-
-
-def _triton_choice(node: Any, slack_ms: float, coarse: bool = False) -> str | None:
-    """The node's fastest Triton candidate (with ``coarse``, the one with the largest tiles
-    among those near it) when that is within ``slack_ms`` of the chosen one."""
+def _triton_choice(node: Any, slack_ms: float) -> str | None:
+    """The node's fastest Triton candidate when it is within ``slack_ms`` of the chosen one."""
     timings = node.meta.get("timings_ms") or {}
     chosen = node.meta.get("tactic", "torch")
     if chosen.startswith("triton") or chosen not in timings:
@@ -48,9 +34,6 @@ def _triton_choice(node: Any, slack_ms: float, coarse: bool = False) -> str | No
     if not triton:
         return None
     best = min(triton, key=triton.get)
-    if coarse:
-        near = [k for k, v in triton.items() if v <= triton[best] * COARSE_WITHIN]
-        best = max(near, key=lambda k: (_tile_area(k), -triton[k]))
     return best if triton[best] <= timings[chosen] + slack_ms else None
 
 
@@ -60,10 +43,10 @@ def chain_variants(engine: Engine) -> dict[str, tuple[Engine, int]]:
     as a smaller slack, are left out."""
     out: dict[str, tuple[Engine, int]] = {}
     seen: set[tuple[tuple[str, str], ...]] = set()
-    for slack, coarse in ((s, c) for s in SLACKS_MS for c in (False, True)):
+    for slack in SLACKS_MS:
         switch = {}
         for node in engine.graph.nodes:
-            choice = _triton_choice(node, slack, coarse)
+            choice = _triton_choice(node, slack)
             if choice is not None:
                 switch[node.name] = choice
         key = tuple(sorted(switch.items()))
@@ -83,7 +66,7 @@ def chain_variants(engine: Engine) -> dict[str, tuple[Engine, int]]:
             allow_tf32=engine.allow_tf32,
         )
         variant.__dict__["_device_consts"] = engine.device_constants()
-        out[f"pdl chain (slack {slack} ms{', coarse' if coarse else ''})"] = (variant, len(switch))
+        out[f"pdl chain (slack {slack} ms)"] = (variant, len(switch))
     return out
 
 
