@@ -22,8 +22,8 @@ API:
 - ``depthwise_conv2d(x, w_packed, bias, stride, padding, dilation, ...)`` (groups == C; also fp32:
   no tensor cores involved);
 - ``gemm(a[M, K], b[N, K], bias, ...) -> [M, N]`` (a fully connected layer: b is the weight);
-- ``conv_configs`` / ``gemm_configs`` / ``gemv_configs`` / ``Int8Config`` (tile configs, named
-  for the timing cache).
+- ``conv_configs`` / ``gemm_configs`` / ``gemv_configs`` / ``Int8Config`` (tile configs, named for the
+  timing cache).
 """
 
 from __future__ import annotations
