@@ -289,9 +289,7 @@ def _gemm_variants(node: Node) -> list[str]:
     if rows is None:
         return []
     k, n = node.inputs[1].shape[::-1] if node.attrs.get("trans_b", False) else node.inputs[1].shape
-    kernels = _kernels()
-    gemv = [c.name for c in kernels.gemv_configs(rows, n, k)]
-    return gemv + _pick(kernels.gemm_configs(rows, n, k, half=True))
+    return _pick(_kernels().gemm_configs(rows, n, k, half=True))
 
 
 @tactic(gemm, name="triton_gemm", devices=("cuda",), applies=_gemm_applies, variants=_gemm_variants)

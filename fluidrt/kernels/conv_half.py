@@ -22,8 +22,7 @@ API:
 - ``depthwise_conv2d(x, w_packed, bias, stride, padding, dilation, ...)`` (groups == C; also fp32:
   no tensor cores involved);
 - ``gemm(a[M, K], b[N, K], bias, ...) -> [M, N]`` (a fully connected layer: b is the weight);
-- ``conv_configs`` / ``gemm_configs`` / ``gemv_configs`` / ``Int8Config`` (tile configs, named for the
-  timing cache).
+- ``conv_configs`` / ``gemm_configs`` / ``Int8Config`` (tile configs, named for the timing cache).
 """
 
 from __future__ import annotations
@@ -40,7 +39,6 @@ from fluidrt.kernels.int8_conv import (
     conv_shape,
     depthwise_conv,
     gemm_configs,
-    gemv_configs,
     implicit_gemm,
     implicit_gemm_conv,
     nhwc_checked,
@@ -64,7 +62,6 @@ __all__ = [
     "folded_view",
     "gemm",
     "gemm_configs",
-    "gemv_configs",
     "pack_conv_weight",
     "pack_depthwise_weight",
     "space_to_depth",

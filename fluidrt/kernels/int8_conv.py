@@ -612,23 +612,6 @@ def gemm_configs(m: int, n: int, k: int, half: bool = False) -> list[Int8Config]
     return list(_candidates(m, n, k, _block_k_for(k, True, half)))
 
 
-GEMV_ROWS = 16  # up to this many rows a GEMM is a matrix-vector product in disguise
-
-
-def gemv_configs(m: int, n: int, k: int) -> list[Int8Config]:
-    """Half-precision configs for a GEMM with at most GEMV_ROWS rows (a classifier at small
-    batch): the weight read is the whole cost, so narrow column tiles (more programs stream it
-    at once) and deep reduction blocks (fewer, larger loads in flight per program); no split
-    of the reduction (its second kernel costs more than it saves here)."""
-    if m > GEMV_ROWS:
-        return []
-    deep = max(32, min(256, triton.next_power_of_2(k)))
-    return [
-        Int8Config(16, 16, deep, 1, 8, 4, 3),
-        Int8Config(16, 32, min(deep, 128), 1, 8, 4, 4),
-    ]
-
-
 # ---------------------------------------------------------------------------------------------
 # launchers
 

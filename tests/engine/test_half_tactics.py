@@ -123,17 +123,3 @@ def test_strided_few_channel_convolutions_are_offered_folding() -> None:
     # decided without the batch (a dynamic-batch plan reloads with the same candidates)
     node = next(n for n in g.nodes if n.op in ("conv2d", "fused_conv2d"))
     assert "triton_s2d" in {t.name for t in candidate_tactics(node, CUDA)}
-
-
-def test_a_classifier_at_small_batch_is_offered_gemv_configs_first() -> None:
-    offers = {}
-    for batch in (1, 64):
-        g = concretize(
-            lower_precision(run_passes(parse_graph(NET, infer=infer_node), Settings()), "float16"),
-            batch,
-        )
-        fc = next(n for n in g.nodes if n.op in ("matmul", "fused_matmul"))
-        tac = next((t for t in candidate_tactics(fc, CUDA) if t.name == "triton_gemm"), None)
-        offers[batch] = tac.names(fc) if tac else []
-    assert offers[1][:2] == ["triton_gemm:m16n16k256s1w4p3", "triton_gemm:m16n32k128s1w4p4"]
-    assert not any("m16n16k256" in n for n in offers[64])

@@ -23,7 +23,6 @@ from fluidrt.kernels.conv_half import (
     folded_conv_shape,
     gemm,
     gemm_configs,
-    gemv_configs,
     pack_conv_weight,
     pack_depthwise_weight,
 )
@@ -172,22 +171,6 @@ def test_gemm_fp16_split_k(device: str) -> None:
         out = gemm(a, b, bias, config=config)
         ref = a.cpu().double() @ b.cpu().double().t() + bias.cpu().double()
         _close(out, ref, torch.float16)
-
-
-def test_gemv_configs_for_few_rows(device: str) -> None:
-    gen = torch.Generator().manual_seed(9)
-    a = _rand(3, 512, dtype=torch.float16, device=device, gen=gen)
-    b = _rand(40, 512, dtype=torch.float16, device=device, gen=gen) * 0.1
-    bias = torch.randn(40, generator=gen).to(device)
-    configs = gemv_configs(3, 40, 512)
-    assert [(c.block_m, c.block_n, c.block_k, c.split_k) for c in configs] == [
-        (16, 16, 256, 1),
-        (16, 32, 128, 1),
-    ]
-    assert gemv_configs(17, 40, 512) == []
-    ref = a.cpu().double() @ b.cpu().double().t() + bias.cpu().double()
-    for config in configs:
-        _close(gemm(a, b, bias, config=config), ref, torch.float16)
 
 
 def test_gemm_writes_float32_when_asked(device: str) -> None:
