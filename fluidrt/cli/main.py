@@ -13,7 +13,7 @@ import sys
 from fluidrt.errors import FluidrtError
 
 # subcommand modules, each defining register(subparsers) -> None
-SUBCOMMANDS = ("build", "run", "bench", "inspect", "compare", "serve", "perf")
+SUBCOMMANDS = ("build", "run", "bench", "inspect", "compare", "debug_precision", "serve", "perf")
 
 
 class _Parser(argparse.ArgumentParser):
