@@ -1,0 +1,151 @@
+"""Reduced-precision accuracy bar with fp32 pins: per model, the fewest layers an FP16/BF16 engine
+must keep in fp32 (``fluidrt.precision_debug.debug_precision``) to stay within rel L2 1e-2 of the
+fp32 engine with >= 99% top-1 agreement over the 256 natural-image crops of
+``bench/seed_table.py prepare``, then the latency of that pinned engine next to the unpinned one
+and torch.compile (fp16, same process), at batch 1, 5 and 10.
+
+Run on the GPU machine with the seed-table data carried (``.cache/gpu-bench``):
+
+    python bench/precision_pins.py --out DIR [--models mobilenet_v1 resnet50] [--precisions fp16]
+
+``--device cpu --no-timing --images 16`` smoke-tests the search here. Writes
+``DIR/<gpu>-precision-pins.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from bench.seed_table import (  # noqa: E402
+    DATA,
+    IMAGES,
+    MODELS,
+    _cuda_time,
+    _params_file,
+    _torch_runner,
+)
+
+PRECISIONS = {"fp16": "Half", "bf16": "Bfloat16"}
+
+
+def _config(name: str, device: str, batch: int, precision: str, timing_cache: str):
+    import fluidrt
+
+    cfg = fluidrt.Config(str(DATA / name / "model.json"), _params_file(name))
+    if device == "cuda":
+        cfg.enable_use_gpu(256, 0)
+    else:
+        cfg.disable_gpu()
+    cfg.enable_engine(
+        workspace_size=1 << 34,
+        max_batch_size=batch,
+        precision_mode=getattr(fluidrt.PrecisionType, PRECISIONS[precision]),
+    )
+    cfg.set_timing_cache(timing_cache)
+    return cfg
+
+
+def _latency(cfg, batch: int, size: int) -> float:
+    import torch
+
+    import fluidrt
+
+    pred = fluidrt.create_predictor(cfg)
+    x = torch.randn(batch, 3, size, size, device="cuda")
+    h = pred.get_input_handle(pred.get_input_names()[0])
+
+    def run() -> None:
+        h.share_external_data(x)
+        pred.run()
+
+    return _cuda_time(run)[0]
+
+
+def main() -> None:
+    from fluidrt.data import load_image_dir
+    from fluidrt.precision_debug import debug_precision
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default=os.environ.get("OUT", "bench/results"))
+    ap.add_argument("--models", nargs="+", default=list(MODELS))
+    ap.add_argument("--precisions", nargs="+", default=["fp16", "bf16"], choices=PRECISIONS)
+    ap.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
+    ap.add_argument("--images", type=int, default=256)
+    ap.add_argument("--batches", nargs="+", type=int, default=[1, 5, 10])
+    ap.add_argument("--no-timing", action="store_true", help="the search only")
+    args = ap.parse_args()
+    import fluidrt
+
+    rows = []
+    tc = str(Path(args.out) / "timing_cache.json")
+    for name in args.models:
+        size = MODELS[name][1]
+        images = load_image_dir(str(IMAGES), size)[: args.images]
+        feeds = [[images[i : i + 64]] for i in range(0, len(images), 64)]
+        for prec in args.precisions:
+            t0 = time.perf_counter()
+
+            def progress(t, tag: str = f"{name} {prec}") -> None:
+                top1 = "" if t.top1 is None else f" top-1 {100 * t.top1:.1f}%"
+                print(f"  [{tag}] {t.pinned} fp32: rel L2 {t.rel_l2:.3g}{top1}", flush=True)
+
+            cfg = _config(name, args.device, 64, prec, tc)
+            report = debug_precision(
+                cfg,
+                feeds,
+                getattr(fluidrt.PrecisionType, PRECISIONS[prec]),
+                max_rel_l2=1e-2,
+                min_top1=0.99,
+                progress=progress,
+            )
+            row = {
+                "model": name,
+                "precision": prec,
+                "inputs": len(images),
+                "met": report.met,
+                "layers": len(report.layers),
+                "fp32_layers": report.fp32_layers,
+                "trials": [t.__dict__ for t in report.trials],
+                "search_s": round(time.perf_counter() - t0, 1),
+            }
+            if not args.no_timing and args.device == "cuda" and prec == "fp16":
+                for batch in args.batches:
+                    plain = _config(name, "cuda", batch, prec, tc)
+                    pinned = copy.deepcopy(plain)
+                    pinned.set_layer_precision(report.overrides)
+                    fn, _ = _torch_runner("torch-compile", MODELS[name][0], batch, size)
+                    row[f"bs{batch}"] = {
+                        "torch_compile_ms": _cuda_time(fn)[0],
+                        "fluidrt_ms": _latency(plain, batch, size),
+                        "fluidrt_pinned_ms": _latency(pinned, batch, size),
+                    }
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    device = "cpu"
+    if args.device == "cuda":
+        import torch
+
+        device = torch.cuda.get_device_name()
+    gpu = device.lower().replace("nvidia ", "").split()[0]
+    out = Path(args.out) / f"{gpu}-precision-pins.json"
+    doc = {
+        "command": " ".join(["python", *sys.argv]),
+        "device": device,
+        "date": datetime.date.today().isoformat(),
+        "rows": rows,
+    }
+    out.write_text(json.dumps(doc, indent=1))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
