@@ -18,9 +18,6 @@ def test_debug_precision_finds_a_pin_list_that_meets_the_bar(cli, models, tmp_pa
     pins = ",".join(f"{n}:fp32" for n in doc["fp32_layers"])
     assert f"--layer-precision {pins}" in r.stdout
     assert "fp32 layers" in r.stdout and "layers in fp32" in r.stderr  # table and progress
-    # pinning from the start also meets it (more layers, as a rule)
-    r2 = cli(*args, "--max-rel-l2", "1e-5", "--direction", "forward")
-    assert r2.returncode == 0, r2.stderr
     # a loose bar needs nothing pinned; an unreachable one exits 1
     r3 = cli(*args, "--max-rel-l2", "0.5", "--min-top1", "0")
     assert r3.returncode == 0 and "nothing to pin" in r3.stdout, r3.stdout

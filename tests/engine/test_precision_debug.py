@@ -48,6 +48,8 @@ def test_a_loose_bar_pins_nothing_and_a_tight_one_pins_a_suffix(config: fluidrt.
     assert all(not t.passed for t in tight.trials if t.pinned < len(tight.fp32_layers))
     assert seen == tight.trials or sorted(seen, key=lambda t: t.pinned) == tight.trials
     assert config.settings.precision_overrides == {}  # the caller's config is left alone
+    forward = debug_precision(config, _feeds(), max_rel_l2=1e-5, min_top1=0.99, direction="forward")
+    assert forward.met and forward.fp32_layers == forward.layers[: len(forward.fp32_layers)]
 
 
 def test_an_unreachable_bar_is_reported_and_bad_arguments_refused(config: fluidrt.Config) -> None:
