@@ -191,12 +191,10 @@ def _stem_shape(node: Node) -> Any:
     k, _, r, s = node.inputs[1].shape
     if not all(isinstance(d, int) for d in (n, h, w)):
         return None
-    a = _conv_attrs(node)
-    f = _kernels().folded_shape(c, h, w, (r, s), a["strides"], a["pads"][:2])
-    return _kernels().ConvShape(
-        n, f.taps_w * f.channels, f.height, f.width - f.taps_w + 1, k, f.taps_h, 1,
-        (1, 1), (0, 0), (1, 1),
-    )  # fmt: skip
+    a, kernels = _conv_attrs(node), _kernels()
+    f = kernels.folded_shape(c, h, w, (r, s), a["strides"], a["pads"][:2])
+    y = meta_tensor((n, f.channels, f.height, f.width))
+    return kernels.folded_conv_shape(y, meta_tensor((k, f.taps_h, f.taps_w, f.channels)))
 
 
 def _stem_variants(node: Node) -> list[str]:

@@ -593,9 +593,9 @@ def conv_shape(
         int(k),
         int(r),
         int(s),
-        _pair(stride, "stride"),
-        _pair(padding, "padding"),
-        _pair(dilation, "dilation"),
+        as_pair(stride, "stride"),
+        as_pair(padding, "padding"),
+        as_pair(dilation, "dilation"),
     )
 
 
@@ -616,7 +616,8 @@ def gemm_configs(m: int, n: int, k: int, half: bool = False) -> list[Int8Config]
 # launchers
 
 
-def _pair(v: int | Sequence[int], what: str) -> tuple[int, int]:
+def as_pair(v: int | Sequence[int], what: str) -> tuple[int, int]:
+    """An int or a 1- or 2-sequence as an (h, w) pair; else a ValueError naming ``what``."""
     if isinstance(v, int):
         return (v, v)
     vals = tuple(int(e) for e in v)
@@ -1095,9 +1096,9 @@ def depthwise_conv(
         c,
         r,
         s,
-        _pair(stride, "stride"),
-        _pair(padding, "padding"),
-        _pair(dilation, "dilation"),
+        as_pair(stride, "stride"),
+        as_pair(padding, "padding"),
+        as_pair(dilation, "dilation"),
     )
     if g.p <= 0 or g.q <= 0:
         raise ValueError(f"depthwise convolution: empty output for {g}")

@@ -28,6 +28,7 @@ import torch
 import triton
 import triton.language as tl
 
+from fluidrt.kernels.int8_conv import as_pair
 from fluidrt.kernels.pdl import launch_options, wait_then_release
 
 CHANNEL_ALIGN = 8
@@ -43,13 +44,6 @@ class Folded(NamedTuple):
     taps_w: int
 
 
-def _pair(v: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(v, int):
-        return (v, v)
-    a, b = (int(e) for e in v)
-    return (a, b)
-
-
 def folded_shape(
     c: int,
     h: int,
@@ -60,7 +54,8 @@ def folded_shape(
 ) -> Folded:
     """The folded input's channels, height and width and the folded kernel's taps for a
     convolution of a [., c, h, w] input (symmetric ``padding``, dilation 1)."""
-    (r, s), (sh, sw), (ph, pw) = _pair(kernel), _pair(stride), _pair(padding)
+    r, s = as_pair(kernel, "kernel")
+    (sh, sw), (ph, pw) = as_pair(stride, "stride"), as_pair(padding, "padding")
     p = (h + 2 * ph - r) // sh + 1
     q = (w + 2 * pw - s) // sw + 1
     if p < 1 or q < 1:
@@ -76,7 +71,7 @@ def fold_weight(w: torch.Tensor, stride: int | Sequence[int]) -> torch.Tensor:
     if w.dim() != 4:
         raise ValueError(f"weight: expected [K, C, R, S], got {tuple(w.shape)}")
     k, c, r, s = w.shape
-    sh, sw = _pair(stride)
+    sh, sw = as_pair(stride, "stride")
     ta, tb = -(-r // sh), -(-s // sw)
     ch = -(-(sh * sw * c) // CHANNEL_ALIGN) * CHANNEL_ALIGN
     padded = w.new_zeros(k, c, ta * sh, tb * sw)
@@ -147,7 +142,7 @@ def space_to_depth(
     if x.dim() != 4 or not x.dtype.is_floating_point:
         raise ValueError(f"x: expected a 4-D float tensor, got {x.dim()}-D {x.dtype}")
     n, c, h, w = x.shape
-    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    (sh, sw), (ph, pw) = as_pair(stride, "stride"), as_pair(padding, "padding")
     f = folded_shape(c, h, w, kernel, stride, padding)
     shape = (n, f.channels, f.height, f.width)
     if out is None:
