@@ -26,48 +26,21 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from bench.seed_table import (  # noqa: E402
-    DATA,
     IMAGES,
     MODELS,
     _cuda_time,
-    _params_file,
     _torch_runner,
+    fluidrt_config,
+    timed_call,
 )
 
-PRECISIONS = {"fp16": "Half", "bf16": "Bfloat16"}
-
-
-def _config(name: str, device: str, batch: int, precision: str, timing_cache: str):
-    import fluidrt
-
-    cfg = fluidrt.Config(str(DATA / name / "model.json"), _params_file(name))
-    if device == "cuda":
-        cfg.enable_use_gpu(256, 0)
-    else:
-        cfg.disable_gpu()
-    cfg.enable_engine(
-        workspace_size=1 << 34,
-        max_batch_size=batch,
-        precision_mode=getattr(fluidrt.PrecisionType, PRECISIONS[precision]),
-    )
-    cfg.set_timing_cache(timing_cache)
-    return cfg
+PRECISIONS = ("fp16", "bf16")
 
 
 def _latency(cfg, batch: int, size: int) -> float:
-    import torch
-
     import fluidrt
 
-    pred = fluidrt.create_predictor(cfg)
-    x = torch.randn(batch, 3, size, size, device="cuda")
-    h = pred.get_input_handle(pred.get_input_names()[0])
-
-    def run() -> None:
-        h.share_external_data(x)
-        pred.run()
-
-    return _cuda_time(run)[0]
+    return _cuda_time(timed_call(fluidrt.create_predictor(cfg), batch, size))[0]
 
 
 def main() -> None:
@@ -83,8 +56,6 @@ def main() -> None:
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 5, 10])
     ap.add_argument("--no-timing", action="store_true", help="the search only")
     args = ap.parse_args()
-    import fluidrt
-
     rows = []
     tc = str(Path(args.out) / "timing_cache.json")
     for name in args.models:
@@ -98,11 +69,11 @@ def main() -> None:
                 top1 = "" if t.top1 is None else f" top-1 {100 * t.top1:.1f}%"
                 print(f"  [{tag}] {t.pinned} fp32: rel L2 {t.rel_l2:.3g}{top1}", flush=True)
 
-            cfg = _config(name, args.device, 64, prec, tc)
+            cfg = fluidrt_config(name, 64, prec, tc, device=args.device)
             report = debug_precision(
                 cfg,
                 feeds,
-                getattr(fluidrt.PrecisionType, PRECISIONS[prec]),
+                cfg.settings.precision,
                 max_rel_l2=1e-2,
                 min_top1=0.99,
                 progress=progress,
@@ -119,7 +90,7 @@ def main() -> None:
             }
             if not args.no_timing and args.device == "cuda" and prec == "fp16":
                 for batch in args.batches:
-                    plain = _config(name, "cuda", batch, prec, tc)
+                    plain = fluidrt_config(name, batch, prec, tc)
                     pinned = copy.deepcopy(plain)
                     pinned.set_layer_precision(report.overrides)
                     fn, _ = _torch_runner("torch-compile", MODELS[name][0], batch, size)

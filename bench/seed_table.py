@@ -227,16 +227,25 @@ def _params_file(name: str) -> str:
     return str(path)
 
 
-def _fluidrt_predictor(
-    name: str, batch: int, precision: str, timing_cache: str, onnx: str | None = None
+def fluidrt_config(
+    name: str,
+    batch: int,
+    precision: str,
+    timing_cache: str,
+    onnx: str | None = None,
+    device: str = "cuda",
 ):
+    """The fluidrt Config every runner of this benchmark uses (seeded weights, engines on)."""
     import fluidrt
 
     if onnx is not None:
         cfg = fluidrt.Config(onnx)
     else:
         cfg = fluidrt.Config(str(DATA / name / "model.json"), _params_file(name))
-    cfg.enable_use_gpu(256, 0)
+    if device == "cuda":
+        cfg.enable_use_gpu(256, 0)
+    else:
+        cfg.disable_gpu()
     prec = {
         "fp32": fluidrt.PrecisionType.Float32,
         "fp16": fluidrt.PrecisionType.Half,
@@ -245,15 +254,21 @@ def _fluidrt_predictor(
     # workspace: room for batch-256 activations (the default 1 GiB is Paddle's, for bs <= 64)
     cfg.enable_engine(workspace_size=1 << 35, max_batch_size=batch, precision_mode=prec)
     cfg.set_timing_cache(timing_cache)
-    return fluidrt.create_predictor(cfg)
+    return cfg
 
 
-def _fluidrt_runner(
-    name: str, batch: int, size: int, precision: str, timing_cache: str, onnx: str | None = None
+def _fluidrt_predictor(
+    name: str, batch: int, precision: str, timing_cache: str, onnx: str | None = None
 ):
+    import fluidrt
+
+    return fluidrt.create_predictor(fluidrt_config(name, batch, precision, timing_cache, onnx))
+
+
+def timed_call(pred, batch: int, size: int):
+    """One predictor call as the table times it: a GPU input shared, then run()."""
     import torch
 
-    pred = _fluidrt_predictor(name, batch, precision, timing_cache, onnx)
     x = torch.randn(batch, 3, size, size, device="cuda")
     h = pred.get_input_handle(pred.get_input_names()[0])
 
@@ -261,7 +276,14 @@ def _fluidrt_runner(
         h.share_external_data(x)
         pred.run()
 
-    return run, pred
+    return run
+
+
+def _fluidrt_runner(
+    name: str, batch: int, size: int, precision: str, timing_cache: str, onnx: str | None = None
+):
+    pred = _fluidrt_predictor(name, batch, precision, timing_cache, onnx)
+    return timed_call(pred, batch, size), pred
 
 
 def accuracy(name: str, timing_cache: str) -> dict:
