@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fluidrt.engine.runtime import library_flags
 from fluidrt.errors import ConfigError
 from fluidrt.inference import Config, create_predictor, load_graph
 from fluidrt.settings import PrecisionType
@@ -97,8 +98,8 @@ def debug_precision(
 ) -> PrecisionReport:
     """The fewest layers to keep in fp32 (see the module docstring). ``config`` is left as it
     is: each trial builds a copy with engines on at ``precision``; the fp32 reference runs the
-    same config with engines off. ``feeds``: input batches, each a list with one array per
-    model input."""
+    same config with engines off and TF32 off. ``feeds``: input batches, each a list with one
+    array per model input."""
     if precision not in _HALF:
         raise ConfigError(f"debug_precision: precision must be Half or Bfloat16, got {precision}")
     if direction not in ("backward", "forward"):
@@ -107,7 +108,8 @@ def debug_precision(
         raise ConfigError("debug_precision: no input feeds to compare on")
     reference = copy.deepcopy(config)
     reference.settings.use_engine = False
-    ref = _outputs(reference, feeds)
+    with library_flags(allow_tf32=False):  # the fp32 reference without TF32's 1e-3
+        ref = _outputs(reference, feeds)
     layers = half_layers(config, precision)
     order = layers[::-1] if direction == "backward" else layers
     trials: dict[int, Trial] = {}
