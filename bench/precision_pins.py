@@ -4,7 +4,9 @@ fp32 engine with >= 99% top-1 agreement over the 256 natural-image crops of
 ``bench/seed_table.py prepare``, then the latency of that pinned engine next to the unpinned one
 and torch.compile (fp16, same process), at batch 1, 5 and 10.
 
-Run on the GPU machine with the seed-table data carried (``.cache/gpu-bench``):
+Layers are pinned in ``--direction`` order (default ``sensitivity``: one probe build per layer,
+the most harmful first). Run on the GPU machine with the seed-table data carried
+(``.cache/gpu-bench``):
 
     python bench/precision_pins.py --out DIR [--models mobilenet_v1 resnet50] [--precisions fp16]
 
@@ -43,9 +45,27 @@ def _latency(cfg, batch: int, size: int) -> float:
     return _cuda_time(timed_call(fluidrt.create_predictor(cfg), batch, size))[0]
 
 
+def _write(args: argparse.Namespace, rows: list[dict]) -> Path:
+    device = "cpu"
+    if args.device == "cuda":
+        import torch
+
+        device = torch.cuda.get_device_name()
+    gpu = device.lower().replace("nvidia ", "").split()[0]
+    out = Path(args.out) / f"{gpu}-precision-pins.json"
+    doc = {
+        "command": " ".join(["python", *sys.argv]),
+        "device": device,
+        "date": datetime.date.today().isoformat(),
+        "rows": rows,
+    }
+    out.write_text(json.dumps(doc, indent=1))
+    return out
+
+
 def main() -> None:
     from fluidrt.data import load_image_dir
-    from fluidrt.precision_debug import debug_precision
+    from fluidrt.precision_debug import DIRECTIONS, debug_precision
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.environ.get("OUT", "bench/results"))
@@ -55,6 +75,7 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=256)
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 5, 10])
     ap.add_argument("--no-timing", action="store_true", help="the search only")
+    ap.add_argument("--direction", default="sensitivity", choices=DIRECTIONS)
     args = ap.parse_args()
     rows = []
     tc = str(Path(args.out) / "timing_cache.json")
@@ -66,6 +87,9 @@ def main() -> None:
             t0 = time.perf_counter()
 
             def progress(t, tag: str = f"{name} {prec}") -> None:
+                if t.layer is not None:
+                    print(f"  [{tag}] probe {t.layer}: rel L2 {t.rel_l2:.3g}", flush=True)
+                    return
                 top1 = "" if t.top1 is None else f" top-1 {100 * t.top1:.1f}%"
                 print(f"  [{tag}] {t.pinned} fp32: rel L2 {t.rel_l2:.3g}{top1}", flush=True)
 
@@ -76,6 +100,7 @@ def main() -> None:
                 cfg.settings.precision,
                 max_rel_l2=1e-2,
                 min_top1=0.99,
+                direction=args.direction,
                 progress=progress,
             )
             row = {
@@ -85,7 +110,9 @@ def main() -> None:
                 "met": report.met,
                 "layers": len(report.layers),
                 "fp32_layers": report.fp32_layers,
+                "direction": args.direction,
                 "trials": [t.__dict__ for t in report.trials],
+                "probes": [[t.layer, round(t.rel_l2, 6)] for t in report.probes],
                 "search_s": round(time.perf_counter() - t0, 1),
             }
             if not args.no_timing and args.device == "cuda" and prec == "fp16":
@@ -101,20 +128,7 @@ def main() -> None:
                     }
             print(json.dumps(row), flush=True)
             rows.append(row)
-    device = "cpu"
-    if args.device == "cuda":
-        import torch
-
-        device = torch.cuda.get_device_name()
-    gpu = device.lower().replace("nvidia ", "").split()[0]
-    out = Path(args.out) / f"{gpu}-precision-pins.json"
-    doc = {
-        "command": " ".join(["python", *sys.argv]),
-        "device": device,
-        "date": datetime.date.today().isoformat(),
-        "rows": rows,
-    }
-    out.write_text(json.dumps(doc, indent=1))
+            out = _write(args, rows)  # after every row: a cut-off run keeps what it measured
     print(f"wrote {out}")
 
 

@@ -155,7 +155,9 @@ class Config:
         )
 
     def allow_tf32(self, allow: bool = True) -> None:
-        """Let fp32 engine layers use TF32 on GPU (faster, ~1e-3 relative error)."""
+        """Let fp32 engine layers use TF32 on GPU (faster, ~1e-3 relative error). FP16/BF16
+        engines use it for the layers they keep in fp32 unless layers are pinned to fp32 with
+        ``set_layer_precision`` (those get strict fp32 unless this is called)."""
         self.settings.allow_tf32 = bool(allow)
 
     def set_layer_precision(self, layers: dict[str, PrecisionType | str]) -> None:

@@ -2,12 +2,13 @@
 
 The workflow of Polygraphy's ``debug precision``: an FP16/BF16 engine misses a tolerance against
 fp32 on the user's inputs; pinning layers to fp32 (``Config.set_layer_precision``) brings it
-back, at some cost in speed. ``debug_precision`` pins the half-precision layers in order (from
-the network's end, where rounding has had the most layers to grow, or from its start), and
-bisects the number pinned for the fewest that meet the bar: a maximum relative L2 error of each
-output against the fp32 run, and for classifier outputs (``[batch, classes]``) a minimum top-1
-agreement. Each trial builds a predictor; the answer is a pin list for
-``Config.set_layer_precision`` (``PrecisionReport.overrides``).
+back, at some cost in speed. ``debug_precision`` pins the half-precision layers in an order (from
+the network's end, where rounding has had the most layers to grow; from its start; or by
+sensitivity: first the layers whose reduced precision alone moves the outputs most, one probe
+build per layer) and bisects the number pinned for the fewest that meet the bar: a maximum
+relative L2 error of each output against the fp32 run, and for classifier outputs
+(``[batch, classes]``) a minimum top-1 agreement. Each trial builds a predictor; the answer is
+a pin list for ``Config.set_layer_precision`` (``PrecisionReport.overrides``).
 
 Bisection assumes that pinning more layers never hurts; the report keeps every trial, so a
 non-monotonic model shows itself.
@@ -26,6 +27,7 @@ from fluidrt.errors import ConfigError
 from fluidrt.inference import Config, create_predictor, load_graph
 from fluidrt.settings import PrecisionType
 
+DIRECTIONS = ("backward", "forward", "sensitivity")
 _HALF = {PrecisionType.Half: "float16", PrecisionType.Bfloat16: "bfloat16"}
 Outputs = list[list[np.ndarray]]  # per feed, per model output
 
@@ -38,6 +40,7 @@ class Trial:
     rel_l2: float  # the worst output's relative L2 error over all feeds
     top1: float | None  # top-1 agreement over all classifier rows (None: no classifier output)
     passed: bool
+    layer: str | None = None  # sensitivity probes: the one layer left in reduced precision
 
 
 @dataclass
@@ -47,6 +50,8 @@ class PrecisionReport:
     fp32_layers: list[str]  # the fewest layers (from ``direction``) whose pinning meets the bar
     met: bool  # False: even every layer pinned misses it
     trials: list[Trial] = field(default_factory=list)
+    # direction "sensitivity": each layer's probe (it alone in reduced precision), in pin order
+    probes: list[Trial] = field(default_factory=list)
 
     @property
     def overrides(self) -> dict[str, str]:
@@ -102,8 +107,8 @@ def debug_precision(
     array per model input."""
     if precision not in _HALF:
         raise ConfigError(f"debug_precision: precision must be Half or Bfloat16, got {precision}")
-    if direction not in ("backward", "forward"):
-        raise ConfigError(f"direction: expected 'backward' or 'forward', got {direction!r}")
+    if direction not in DIRECTIONS:
+        raise ConfigError(f"direction: expected one of {', '.join(DIRECTIONS)}, got {direction!r}")
     if not feeds:
         raise ConfigError("debug_precision: no input feeds to compare on")
     reference = copy.deepcopy(config)
@@ -111,29 +116,44 @@ def debug_precision(
     with library_flags(allow_tf32=False):  # the fp32 reference without TF32's 1e-3
         ref = _outputs(reference, feeds)
     layers = half_layers(config, precision)
-    order = layers[::-1] if direction == "backward" else layers
+
+    def compare(pinned: Sequence[str]) -> tuple[float, float | None, bool]:
+        cfg = copy.deepcopy(config)
+        cfg.settings.use_engine = True
+        cfg.settings.precision = precision
+        cfg.settings.use_static = False  # every trial is a different engine
+        cfg.set_layer_precision(dict.fromkeys(pinned, "float32"))
+        rel, top1 = _compare(_outputs(cfg, feeds), ref)
+        ok = rel <= max_rel_l2 and (min_top1 is None or top1 is None or top1 >= min_top1)
+        return rel, top1, ok
+
+    probes: list[Trial] = []
+    order: list[str] = []  # the pin order, set once the unpinned engine has failed
     trials: dict[int, Trial] = {}
 
     def trial(k: int) -> Trial:
         if k not in trials:
-            cfg = copy.deepcopy(config)
-            cfg.settings.use_engine = True
-            cfg.settings.precision = precision
-            cfg.settings.use_static = False  # every trial is a different engine
-            cfg.set_layer_precision(dict.fromkeys(order[:k], "float32"))
-            rel, top1 = _compare(_outputs(cfg, feeds), ref)
-            ok = rel <= max_rel_l2 and (min_top1 is None or top1 is None or top1 >= min_top1)
-            trials[k] = Trial(k, rel, top1, ok)
+            trials[k] = Trial(k, *compare(order[:k]))
             if progress is not None:
                 progress(trials[k])
         return trials[k]
 
     def report(k: int, met: bool) -> PrecisionReport:
         done = [trials[i] for i in sorted(trials)]
-        return PrecisionReport(_HALF[precision], layers, order[:k], met, done)
+        return PrecisionReport(_HALF[precision], layers, order[:k], met, done, probes)
 
     if trial(0).passed:
         return report(0, True)
+    if direction == "sensitivity":
+        for name in layers:
+            probes.append(Trial(len(layers) - 1, *compare([n for n in layers if n != name]), name))
+            if progress is not None:
+                progress(probes[-1])
+        # most harmful first; ties keep graph order (sorted is stable)
+        probes.sort(key=lambda t: -t.rel_l2)
+        order = [t.layer for t in probes]
+    else:
+        order = layers[::-1] if direction == "backward" else layers
     if not trial(len(order)).passed:
         return report(len(order), False)
     lo, hi = 0, len(order)  # trial(lo) fails, trial(hi) passes

@@ -23,6 +23,7 @@ from fluidrt.cli.common import (
     open_session,
     table,
 )
+from fluidrt.precision_debug import DIRECTIONS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -47,9 +48,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--direction",
-        choices=("backward", "forward"),
+        choices=DIRECTIONS,
         default="backward",
-        help="pin layers from the network's end (default) or its start",
+        help="pin layers from the network's end (default), its start, or by sensitivity (one "
+        "probe build per layer, the most harmful layers pinned first)",
     )
     p.add_argument("--out", metavar="FILE", help="write the report as JSON")
     p.set_defaults(func=run)
@@ -71,6 +73,9 @@ def run(args: argparse.Namespace) -> int:
     precision = PrecisionType.Half if args.precision == "fp16" else PrecisionType.Bfloat16
 
     def progress(t: object) -> None:
+        if t.layer is not None:  # a sensitivity probe
+            sys.stderr.write(f"  probe {t.layer} alone in half: rel L2 {t.rel_l2:.3g}\n")
+            return
         sys.stderr.write(
             f"  {t.pinned:4d} layers in fp32: rel L2 {t.rel_l2:.3g}"
             + (f", top-1 {100 * t.top1:.1f}%" if t.top1 is not None else "")
@@ -111,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
             "layers": report.layers,
             "fp32_layers": report.fp32_layers,
             "trials": [t.__dict__ for t in report.trials],
+            "probes": [t.__dict__ for t in report.probes],
         }
         with open(args.out, "w") as f:
             json.dump(doc, f, indent=1)

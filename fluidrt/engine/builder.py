@@ -260,6 +260,12 @@ def _fp16_range_guard(
     return {name: "float32" for name in unsafe}
 
 
+def _pinned_fp32(settings: Settings) -> bool:
+    """The user pinned layers to fp32 (``set_layer_precision``): they get strict fp32, so the
+    engine runs its fp32 layers without TF32 (whose 10-bit mantissa is fp16's)."""
+    return "float32" in settings.precision_overrides.values()
+
+
 def build_engine(
     graph: Graph,
     settings: Settings,
@@ -292,7 +298,9 @@ def build_engine(
         overrides = {**guard, **overrides}
     if half is not None:
         graph = lower_precision(graph.clone(), half, overrides)
-    allow_tf32 = bool(settings.allow_tf32) or settings.precision != PrecisionType.Float32
+    allow_tf32 = bool(settings.allow_tf32) or (
+        settings.precision != PrecisionType.Float32 and not _pinned_fp32(settings)
+    )
     ranges = dict(ranges or {})
     base = concretize(graph, batch, {n: r.opt for n, r in ranges.items()})
     at_max = concretize(graph, batch, {n: r.max for n, r in ranges.items()}) if ranges else base

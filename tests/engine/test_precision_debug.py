@@ -61,3 +61,22 @@ def test_an_unreachable_bar_is_reported_and_bad_arguments_refused(config: fluidr
         debug_precision(config, [])
     with pytest.raises(ConfigError, match="Half or Bfloat16"):
         debug_precision(config, _feeds(1), precision=fluidrt.PrecisionType.Float32)
+
+
+def test_sensitivity_probes_every_layer_and_pins_the_most_harmful_first(
+    config: fluidrt.Config,
+) -> None:
+    seen = []
+    report = debug_precision(
+        config, _feeds(), max_rel_l2=1e-5, min_top1=None, direction="sensitivity",
+        progress=seen.append,
+    )  # fmt: skip
+    assert report.met and report.fp32_layers
+    # one probe per half layer, each with only that layer left in reduced precision
+    assert sorted(p.layer for p in report.probes) == sorted(report.layers)
+    assert all(p.pinned == len(report.layers) - 1 for p in report.probes)
+    errors = [p.rel_l2 for p in report.probes]
+    assert errors == sorted(errors, reverse=True)
+    # the pins are the most harmful layers, a prefix of the probe order
+    assert report.fp32_layers == [p.layer for p in report.probes][: len(report.fp32_layers)]
+    assert [t for t in seen if t.layer is not None] and not report.trials[0].passed
