@@ -11,7 +11,9 @@ the most harmful first). Run on the GPU machine with the seed-table data carried
     python bench/precision_pins.py --out DIR [--models mobilenet_v1 resnet50] [--precisions fp16]
 
 ``--device cpu --no-timing --images 16`` smoke-tests the search here. Writes
-``DIR/<gpu>-precision-pins.json``.
+``DIR/<gpu>-precision-pins.json``. ``--merge RUN.json ...`` merges runs (the last row per model
+and precision wins) into ``bench/results/<gpu>-precision-pins.json``, which
+``bench/seed_table.py report`` turns into the docs' pinned-accuracy table.
 """
 
 from __future__ import annotations
@@ -63,6 +65,26 @@ def _write(args: argparse.Namespace, rows: list[dict]) -> Path:
     return out
 
 
+def merge(paths: list[str]) -> Path:
+    rows: dict[tuple[str, str], dict] = {}
+    device = None
+    for p in paths:
+        doc = json.loads(Path(p).read_text())
+        device = device or doc["device"]
+        for r in doc["rows"]:
+            rows[(r["model"], r["precision"])] = dict(r, command=doc["command"], date=doc["date"])
+    gpu = device.lower().replace("nvidia ", "").split()[0]
+    out = REPO / "bench" / "results" / f"{gpu}-precision-pins.json"
+    merged = {
+        "command": " ".join(["python", *sys.argv]),
+        "device": device,
+        "rows": list(rows.values()),
+    }
+    out.write_text(json.dumps(merged, indent=1))
+    print(f"wrote {out}")
+    return out
+
+
 def main() -> None:
     from fluidrt.data import load_image_dir
     from fluidrt.precision_debug import DIRECTIONS, debug_precision
@@ -76,7 +98,11 @@ def main() -> None:
     ap.add_argument("--batches", nargs="+", type=int, default=[1, 5, 10])
     ap.add_argument("--no-timing", action="store_true", help="the search only")
     ap.add_argument("--direction", default="sensitivity", choices=DIRECTIONS)
+    ap.add_argument("--merge", nargs="+", metavar="RUN", help="merge runs' JSON, run nothing")
     args = ap.parse_args()
+    if args.merge:
+        merge(args.merge)
+        return
     rows = []
     tc = str(Path(args.out) / "timing_cache.json")
     for name in args.models:

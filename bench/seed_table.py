@@ -546,6 +546,9 @@ def report(parts: list[str]) -> None:
     out = REPO / "bench" / "results" / f"{gpu}-seed-table.json"
     out.write_text(json.dumps(merged, indent=1))
     lines = _markdown(merged)
+    pins = REPO / "bench" / "results" / f"{gpu}-precision-pins.json"
+    if pins.exists():
+        lines += _pins_markdown(json.loads(pins.read_text()))
     doc = REPO / "docs" / "benchmarks.md"
     png = f"{gpu}-seed-table.png"
     _chart(merged, REPO / "docs" / png)
@@ -673,6 +676,47 @@ def _markdown(d: dict) -> list[str]:
             f"cache: {b['build_s']} s"
             for b in d["builds"]
         ]
+    return lines
+
+
+def _pins_markdown(d: dict) -> list[str]:
+    """The accuracy bar met with fp32 pins (``bench/precision_pins.py``)."""
+    lines = [
+        "",
+        "## Accuracy with fp32 pins",
+        "",
+        "The fewest layers an engine must keep in fp32 to stay within rel L2 1e-2 of the fp32 "
+        "engine with >= 99% top-1 agreement over the 256 crops (`bench/precision_pins.py`, "
+        "`fluidrt.precision_debug.debug_precision`; order: `sensitivity` pins the layers whose "
+        "reduced precision alone moves the logits most, `backward` the last ones). Pinned "
+        "layers run in strict fp32 (no TF32). Latency of the pinned FP16 engine next to the "
+        "unpinned one and torch.compile fp16, same process, batch 1 / 5 / 10 (ms).",
+        "",
+        "| model | precision | unpinned rel L2 / top-1 | fp32 pins | pinned rel L2 / top-1 | "
+        "order | pinned / unpinned / compile latency |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in d["rows"]:
+        trials = {t["pinned"]: t for t in r["trials"]}
+        first, best = trials[0], trials[len(r["fp32_layers"])]
+
+        def fmt(t: dict) -> str:
+            return f"{t['rel_l2']:.2e} / {100 * t['top1']:.1f}%"
+
+        timing = []
+        for b in (1, 5, 10):
+            if f"bs{b}" in r:
+                t = r[f"bs{b}"]
+                timing.append(
+                    f"{t['fluidrt_pinned_ms']:.3f} / {t['fluidrt_ms']:.3f} / "
+                    f"{t['torch_compile_ms']:.3f}"
+                )
+        pinned = "—" if not r["fp32_layers"] else fmt(best)
+        lines.append(
+            f"| {r['model']} | {r['precision']} | {fmt(first)} | "
+            f"{len(r['fp32_layers'])} of {r['layers']} | {pinned} | "
+            f"{r.get('direction') or 'backward'} | {'; '.join(timing) or '—'} |"
+        )
     return lines
 
 

@@ -90,6 +90,21 @@ def test_reduced_precision_within_tolerance(precision) -> None:
     assert _rel(out, _reference(x)) <= tol
 
 
+@pytest.mark.parametrize("precision", [PrecisionType.Half, PrecisionType.Bfloat16])
+def test_layers_pinned_to_fp32_run_strict_fp32(precision) -> None:
+    """Every layer pinned to fp32 in a reduced-precision engine: strict fp32 (no TF32, whose
+    ~1e-3 would show here), even with the process's TF32 flags on."""
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    x = np.random.default_rng(2).standard_normal((8, 8, 16, 16)).astype(np.float32)
+    g = _graph()
+    s = Settings(use_engine=True, max_batch_size=8, precision=precision)
+    s.precision_overrides = dict.fromkeys((n.name for n in g.nodes), "float32")
+    model = partition_and_build(g, s, torch.device("cuda"))
+    assert not model.engines[0].allow_tf32
+    out = model.run([torch.from_numpy(x).cuda()])[0].cpu().numpy()
+    assert _rel(out, _reference(x)) <= 1e-5
+
+
 def test_cuda_graph_per_shape_and_outputs_not_aliased() -> None:
     model = _model(batch=8)
     xs = [
