@@ -37,7 +37,7 @@ PRIVATE_SONAME = b"libfrdnnl.so"  # as long as b"libdnnl.so.3": patched in place
 
 log = logging.getLogger(__name__)
 
-_F32 = 3
+_F32, _S8 = 3, 5  # dnnl_data_type_t
 _FORMAT_ANY = 1
 _CPU = 1
 _STREAM_IN_ORDER = 1
@@ -51,6 +51,7 @@ _QUERY_SCRATCHPAD_MD = 136
 _RUNTIME_OMP = 2
 ARG_SRC, ARG_SRC_1, ARG_DST, ARG_WEIGHTS, ARG_BIAS, ARG_SCRATCHPAD = 1, 2, 17, 33, 41, 80
 _ARG_POST_OP_BASE = 32768
+_ARG_ATTR_SCALES = 4096
 
 # eltwise algorithms (dnnl_alg_kind_t)
 RELU, TANH, ELU, LINEAR, SOFT_RELU, HARDSIGMOID, LOGISTIC = 32, 33, 34, 38, 39, 40, 41
@@ -264,22 +265,24 @@ def _destroy(handles: list[tuple[str, ctypes.c_void_p]]) -> None:
     handles.clear()
 
 
-def _strided_md(own: _Owned, shape: tuple[int, ...], strides: tuple[int, ...]) -> ctypes.c_void_p:
+def _strided_md(
+    own: _Owned, shape: tuple[int, ...], strides: tuple[int, ...], dtype: int = _F32
+) -> ctypes.c_void_p:
     md = ctypes.c_void_p()
     _check(
         _lib().dnnl_memory_desc_create_with_strides(
-            ctypes.byref(md), len(shape), _Dims(*shape), _F32, _Dims(*strides)
+            ctypes.byref(md), len(shape), _Dims(*shape), dtype, _Dims(*strides)
         ),
         "memory_desc_create",
     )
     return own.add("memory_desc", md)
 
 
-def _any_md(own: _Owned, shape: tuple[int, ...]) -> ctypes.c_void_p:
+def _any_md(own: _Owned, shape: tuple[int, ...], dtype: int = _F32) -> ctypes.c_void_p:
     md = ctypes.c_void_p()
     _check(
         _lib().dnnl_memory_desc_create_with_tag(
-            ctypes.byref(md), len(shape), _Dims(*shape), _F32, _FORMAT_ANY
+            ctypes.byref(md), len(shape), _Dims(*shape), dtype, _FORMAT_ANY
         ),
         "memory_desc_create",
     )
@@ -301,6 +304,20 @@ def _primitive(own: _Owned, pd: ctypes.c_void_p) -> ctypes.c_void_p:
     prim = ctypes.c_void_p()
     _check(_lib().dnnl_primitive_create(ctypes.byref(prim), pd), "primitive_create")
     return own.add("primitive", prim)
+
+
+@dataclass(frozen=True)
+class Int8:
+    """An int8 convolution's quantization (oneDNN 3.x scales): int8 input whose value is
+    ``q * src_scale``, int8 weights with one scale per output channel, and an int8 output
+    ``round(y / dst_scale)`` (round half to even, saturated), or fp32 ``y`` when ``dst_scale`` is
+    None; ``y`` = the dequantized accumulator + bias, then the post-ops. An accumulated residual
+    adds ``residual_scale`` times its stored values (int8 residual of an int8 output)."""
+
+    src_scale: float
+    weight_scales: torch.Tensor  # [K] float32
+    dst_scale: float | None
+    residual_scale: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -326,6 +343,7 @@ class _Primitive:
         y_md: ctypes.c_void_p,
         fixed: list[tuple[int, ctypes.c_void_p]],
         residual_arg: int | None = None,
+        residual_md: ctypes.c_void_p | None = None,
     ) -> None:
         """Make the primitive from ``pd``; ``fixed`` are arguments every run shares (weights)."""
         lib = _lib()
@@ -338,6 +356,7 @@ class _Primitive:
         self._stream = _engine_and_stream()[1]
         self._x_md, self._y_md, self._fixed = x_md, y_md, fixed
         self._residual_arg = residual_arg
+        self._r_md = residual_md if residual_md is not None else y_md
         self._local = threading.local()
         self._execute = lib.dnnl_primitive_execute
         self._set = lib.dnnl_memory_set_data_handle
@@ -349,7 +368,7 @@ class _Primitive:
         own = _Owned()
         x_mem = _memory(own, self._x_md, 0)
         y_mem = _memory(own, self._y_md, 0)
-        r_mem = _memory(own, self._y_md, 0) if self._residual_arg is not None else None
+        r_mem = _memory(own, self._r_md, 0) if self._residual_arg is not None else None
         scratch = torch.empty(max(self._scratch_bytes, 1), dtype=torch.uint8)
         args = [(ARG_SRC, x_mem), (ARG_DST, y_mem), *self._fixed]
         if r_mem is not None:
@@ -377,13 +396,14 @@ class _Primitive:
 
 
 class Conv2d(_Primitive):
-    """One convolution primitive for a fixed input shape and strides, fp32, forward inference.
+    """One convolution primitive for a fixed input shape and strides, forward inference: fp32,
+    or int8 given ``int8`` (int8 input and weights, int8 or fp32 output).
 
     ``y = eltwise(conv(x, w) + bias [+ residual])``: the residual is accumulated into ``y``
     (``accumulate=True``: oneDNN's sum post-op, ``y`` holds the residual on entry) or read as a
-    second source (``residual=True``: a binary-add post-op). ``pads`` is (top, left, bottom,
-    right); asymmetric padding is native. Weights are reordered once into the primitive's
-    layout.
+    second, fp32 source (``residual=True``: a binary-add post-op). ``pads`` is (top, left,
+    bottom, right); asymmetric padding is native. Weights are reordered once into the
+    primitive's layout.
     """
 
     what = "convolution"
@@ -403,17 +423,21 @@ class Conv2d(_Primitive):
         eltwise: Eltwise | None = None,
         accumulate: bool = False,
         residual: bool = False,
+        int8: Int8 | None = None,
     ) -> None:
         lib = _lib()
         engine, _ = _engine_and_stream()
         own = self._own = _Owned()
         co, cig, kh, kw = weight.shape
         w_shape = (groups, co // groups, cig, kh, kw) if groups > 1 else (co, cig, kh, kw)
-        self._weight_src = weight.detach().float().contiguous().reshape(w_shape)
+        w_dt = _S8 if int8 is not None else _F32
+        y_dt = _S8 if int8 is not None and int8.dst_scale is not None else _F32
+        w = weight.detach()
+        self._weight_src = (w if int8 is not None else w.float()).contiguous().reshape(w_shape)
         self._bias = None if bias is None else bias.detach().float().contiguous()
-        x_md = _strided_md(own, tuple(x_shape), tuple(x_strides))
-        y_md = _strided_md(own, tuple(y_shape), tuple(y_strides))
-        w_any = _any_md(own, w_shape)
+        x_md = _strided_md(own, tuple(x_shape), tuple(x_strides), w_dt)
+        y_md = _strided_md(own, tuple(y_shape), tuple(y_strides), y_dt)
+        w_any = _any_md(own, w_shape, w_dt)
         b_md = _strided_md(own, (co,), (1,)) if self._bias is not None else None
 
         attr, post = ctypes.c_void_p(), ctypes.c_void_p()
@@ -423,11 +447,13 @@ class Conv2d(_Primitive):
         own.add("post_ops", post)
         n_post = 0
         if accumulate:
-            _check(lib.dnnl_post_ops_append_sum(post, 1.0, 0, 0), "append_sum")
+            sum_scale = int8.residual_scale if int8 is not None else 1.0
+            _check(lib.dnnl_post_ops_append_sum(post, sum_scale, 0, 0), "append_sum")
             n_post += 1
-        residual_arg = None
+        residual_arg = r_md = None
         if residual:
-            _check(lib.dnnl_post_ops_append_binary(post, _BINARY_ADD, y_md), "append_binary")
+            r_md = _strided_md(own, tuple(y_shape), tuple(y_strides))
+            _check(lib.dnnl_post_ops_append_binary(post, _BINARY_ADD, r_md), "append_binary")
             residual_arg = _ARG_POST_OP_BASE * (n_post + 1) | ARG_SRC_1
             n_post += 1
         if eltwise is not None:
@@ -437,6 +463,7 @@ class Conv2d(_Primitive):
             )
         _check(lib.dnnl_primitive_attr_set_post_ops(attr, post), "set_post_ops")
         _check(lib.dnnl_primitive_attr_set_scratchpad_mode(attr, _SCRATCHPAD_USER), "scratchpad")
+        scales = self._scales(own, attr, int8, groups) if int8 is not None else []
 
         pd = ctypes.c_void_p()
         _check(
@@ -461,15 +488,34 @@ class Conv2d(_Primitive):
         # weights, reordered once into the layout the primitive asked for
         w_md = lib.dnnl_primitive_desc_query_md(pd, _QUERY_WEIGHTS_MD, 0)
         nbytes = int(lib.dnnl_memory_desc_get_size(ctypes.c_void_p(w_md)))
-        self._weight = torch.empty(max(nbytes, 4) // 4 + 16, dtype=torch.float32)
-        w_plain = _strided_md(own, w_shape, tuple(self._weight_src.stride()))
+        self._weight = torch.empty(max(nbytes, 1) + 64, dtype=torch.uint8)
+        w_plain = _strided_md(own, w_shape, tuple(self._weight_src.stride()), w_dt)
         w_mem = _memory(own, w_md, self._weight.data_ptr())
         _reorder(own, w_plain, self._weight_src.data_ptr(), w_md, w_mem)
         del self._weight_src
-        fixed = [(ARG_WEIGHTS, w_mem)]
+        fixed = [(ARG_WEIGHTS, w_mem), *scales]
         if self._bias is not None:
             fixed.append((ARG_BIAS, _memory(own, b_md, self._bias.data_ptr())))
-        self._finish(own, pd, x_md, y_md, fixed, residual_arg)
+        self._finish(own, pd, x_md, y_md, fixed, residual_arg, r_md)
+
+    def _scales(
+        self, own: _Owned, attr: ctypes.c_void_p, int8: Int8, groups: int
+    ) -> list[tuple[int, ctypes.c_void_p]]:
+        """Scale masks on ``attr`` and the constant scale memories every run passes."""
+        lib = _lib()
+        w_scales = int8.weight_scales.detach().float().contiguous()
+        wanted = [(ARG_SRC, 0, torch.tensor([int8.src_scale], dtype=torch.float32))]
+        # per output channel: dim 0 of [K, C, R, S], dims 0 and 1 of grouped [G, K/G, C/G, R, S]
+        wanted.append((ARG_WEIGHTS, 3 if groups > 1 else 1, w_scales))
+        if int8.dst_scale is not None:
+            wanted.append((ARG_DST, 0, torch.tensor([int8.dst_scale], dtype=torch.float32)))
+        self._scale_data = [t for _, _, t in wanted]
+        fixed = []
+        for arg, mask, t in wanted:
+            _check(lib.dnnl_primitive_attr_set_scales_mask(attr, arg, mask), "set_scales_mask")
+            md = _strided_md(own, (t.numel(),), (1,))
+            fixed.append((_ARG_ATTR_SCALES | arg, _memory(own, md, t.data_ptr())))
+        return fixed
 
 
 class Pool2d(_Primitive):

@@ -21,7 +21,7 @@ from fluidrt.ir.graph import Node
 from fluidrt.ops.registry import get_op
 
 
-def _eltwise(activation: str, act_attrs: dict[str, Any]) -> dnnl.Eltwise | None | bool:
+def eltwise_post_op(activation: str, act_attrs: dict[str, Any]) -> dnnl.Eltwise | None | bool:
     """oneDNN's post-op for a fused activation: an Eltwise, None for no activation, False when
     oneDNN has no op of exactly this meaning."""
     if activation == "none":
@@ -66,17 +66,18 @@ def _applies(node: Node) -> bool:
         return False
     if len(node.inputs) > 2 and node.inputs[2] is not None and not node.inputs[2].is_const:
         return False
-    if _eltwise(node.attrs.get("activation", "none"), node.attrs.get("act_attrs", {})) is False:
+    a = node.attrs
+    if eltwise_post_op(a.get("activation", "none"), a.get("act_attrs", {})) is False:
         return False
     return dnnl.available()
 
 
-def _nhwc_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+def nhwc_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
     n, c, h, w = shape
     return (h * w * c, 1, w * c, c)
 
 
-class _PerShape:
+class PerShape:
     """A layer's primitive for each input shape it meets, made on first sight (at build for a
     static shape, so oneDNN's refusal shows there). ``make(x_shape, y_shape)`` builds one over
     NHWC tensors; ``out(x_shape)`` is the NCHW output shape."""
@@ -106,11 +107,11 @@ def _empty_like_output(nhwc: tuple[int, ...]) -> torch.Tensor:
     return torch.empty(nhwc, dtype=torch.float32).permute(0, 3, 1, 2)
 
 
-def _missing() -> str:
+def missing_library() -> str:
     return "" if dnnl.available() else f"no oneDNN library: {dnnl.unavailable_reason()}"
 
 
-@tactic(conv, name="dnnl", devices=("cpu",), applies=_applies, missing=_missing)
+@tactic(conv, name="dnnl", devices=("cpu",), applies=_applies, missing=missing_library)
 def _conv_dnnl(node: Node, consts: dict[int, torch.Tensor], device: torch.device) -> Runner:
     a = node.attrs
     stride = tuple(int(s) for s in a.get("strides", [1, 1]))
@@ -119,7 +120,7 @@ def _conv_dnnl(node: Node, consts: dict[int, torch.Tensor], device: torch.device
     pt, pl, pb, pr = (int(p) for p in a.get("pads", [0, 0, 0, 0]))
     weight, bias = consts[1], consts.get(2)
     co, _, kh, kw = weight.shape
-    eltwise = _eltwise(a.get("activation", "none"), a.get("act_attrs", {}))
+    eltwise = eltwise_post_op(a.get("activation", "none"), a.get("act_attrs", {}))
     has_residual = len(node.inputs) > 3 and node.inputs[3] is not None
     accumulate = bool(has_residual and node.meta.get(DONATE))
 
@@ -132,9 +133,9 @@ def _conv_dnnl(node: Node, consts: dict[int, torch.Tensor], device: torch.device
     def make(x: tuple[int, ...], y: tuple[int, ...]) -> dnnl.Conv2d:
         return dnnl.Conv2d(
             x,
-            _nhwc_strides(x),
+            nhwc_strides(x),
             y,
-            _nhwc_strides(y),
+            nhwc_strides(y),
             weight,
             bias,
             stride,
@@ -146,7 +147,7 @@ def _conv_dnnl(node: Node, consts: dict[int, torch.Tensor], device: torch.device
             residual=has_residual and not accumulate,
         )
 
-    prims = _PerShape(make, out, node.inputs[0].shape)
+    prims = PerShape(make, out, node.inputs[0].shape)
 
     def run(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
         x = args[0].contiguous(memory_format=torch.channels_last)
@@ -203,7 +204,7 @@ def _pool_applies(node: Node) -> bool:
     return _pool_geometry(node) is not None and dnnl.available()
 
 
-@tactic(pool, name="dnnl", devices=("cpu",), applies=_pool_applies, missing=_missing)
+@tactic(pool, name="dnnl", devices=("cpu",), applies=_pool_applies, missing=missing_library)
 def _pool_dnnl(node: Node, consts: dict[int, torch.Tensor], device: torch.device) -> Runner:
     alg, kernel, strides, pads = _pool_geometry(node)
 
@@ -214,9 +215,9 @@ def _pool_dnnl(node: Node, consts: dict[int, torch.Tensor], device: torch.device
         return (n, c, ho, wo)
 
     def make(x: tuple[int, ...], y: tuple[int, ...]) -> dnnl.Pool2d:
-        return dnnl.Pool2d(x, _nhwc_strides(x), y, _nhwc_strides(y), alg, kernel, strides, pads)
+        return dnnl.Pool2d(x, nhwc_strides(x), y, nhwc_strides(y), alg, kernel, strides, pads)
 
-    prims = _PerShape(make, out, node.inputs[0].shape)
+    prims = PerShape(make, out, node.inputs[0].shape)
 
     def run(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
         x = args[0].contiguous(memory_format=torch.channels_last)

@@ -13,11 +13,17 @@ That is only safe when nobody can see the residual afterwards. The residual is d
 
 from __future__ import annotations
 
-from fluidrt.ir.graph import Graph
+from fluidrt.ir.graph import Graph, Node
 
-RESIDUAL_INPUT = 3  # conv inputs: x, w, bias, residual
-_FRESH = ("conv2d", "fused_conv2d")  # ops whose tactics always return a new tensor
+# where each convolution op takes its residual (conv: x, w, bias, residual; qconv2d: x, w,
+# w_scale, bias, residual); every tactic of these ops returns a new tensor
+RESIDUAL_INPUT = {"conv2d": 3, "fused_conv2d": 3, "qconv2d": 4}
 DONATE = "donate_residual"
+
+
+def residual_input(node: Node) -> int | None:
+    """The index of a convolution's residual input, None for other ops."""
+    return RESIDUAL_INPUT.get(node.op)
 
 
 def donatable_residuals(graph: Graph) -> set[str]:
@@ -26,17 +32,18 @@ def donatable_residuals(graph: Graph) -> set[str]:
     outputs = {id(v) for v in graph.outputs}
     names = set()
     for node in graph.nodes:
-        if node.op not in _FRESH or len(node.inputs) <= RESIDUAL_INPUT:
+        at = residual_input(node)
+        if at is None or len(node.inputs) <= at:
             continue
-        r = node.inputs[RESIDUAL_INPUT]
+        r = node.inputs[at]
         if r is None or r.is_const or r.producer is None or id(r) in outputs:
             continue
-        if r.producer.op not in _FRESH or r.shape != node.outputs[0].shape:
+        if r.producer.op not in RESIDUAL_INPUT or r.shape != node.outputs[0].shape:
             continue
         if sum(1 for v in node.inputs if v is r) != 1:
             continue
         here = order[id(node)]
-        if all(u is node or (u.op in _FRESH and order[id(u)] < here) for u in r.users):
+        if all(u is node or (u.op in RESIDUAL_INPUT and order[id(u)] < here) for u in r.users):
             names.add(node.name)
     return names
 

@@ -131,6 +131,7 @@ def _ensure_loaded() -> None:
     global _loaded
     if not _loaded:
         _loaded = True
+        import fluidrt.engine.dnnl_int8  # noqa: F401  (CPU int8 convolutions on oneDNN)
         import fluidrt.engine.dnnl_tactics  # noqa: F401  (CPU convolutions on oneDNN)
         import fluidrt.engine.half_tactics  # noqa: F401  (Triton float tactics, CUDA)
         import fluidrt.engine.int8_tactics  # noqa: F401  (INT8 layers and tactics)

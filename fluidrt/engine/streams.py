@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from fluidrt.engine.inplace import DONATE, RESIDUAL_INPUT
+from fluidrt.engine.inplace import DONATE, residual_input
 from fluidrt.ir.graph import Graph
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,8 @@ def plan_lanes(graph: Graph, max_lanes: int) -> LanePlan:
                 continue
             before.append(producer[v.name])
             shared.setdefault(v.name, set()).add(lane_of[i])
-        if node.meta.get(DONATE) and len(node.inputs) > RESIDUAL_INPUT:
-            r = node.inputs[RESIDUAL_INPUT]
+        if node.meta.get(DONATE):
+            r = node.inputs[residual_input(node)]
             before += [j for j in readers.get(r.name, []) if j != i and lane_of[j] != lane_of[i]]
         waits.append(sorted(set(before)))
     signal = {j for w in waits for j in w}
