@@ -54,18 +54,9 @@ def make_fluidrt_int8(prog: Path, params: Path, threads: int, calib: np.ndarray,
         first.run([calib[i : i + 1]])
     calib_s = time.perf_counter() - t0
     pred = fluidrt.create_predictor(config())  # finds the table: builds INT8, no calibration
-    summary = pred.summary()
-    h_in = pred.get_input_handle(pred.get_input_names()[0])
-    h_out = [pred.get_output_handle(n) for n in pred.get_output_names()]
-
-    def run(x):
-        h_in.copy_from_cpu(x)
-        pred.run()
-        return [h.copy_to_cpu() for h in h_out]
-
-    lines = [ln.strip() for ln in summary.splitlines()]
+    lines = [ln.strip() for ln in pred.summary().splitlines()]
     note = "; ".join([ln for ln in lines if ln.startswith(("INT8:", "tactics:"))])
-    return run, f"calibration {calib_s:.0f} s; {note}"
+    return peers.handle_runner(pred), f"calibration {calib_s:.0f} s; {note}"
 
 
 class _Reader:

@@ -66,6 +66,19 @@ def _cpu_name() -> str:
 
 
 # ---- runners: each returns (run(x) -> list of outputs, note) --------------------------------
+def handle_runner(pred):
+    """run(x) through a fluidrt predictor's handles: copy in, run, copy every output out."""
+    h_in = pred.get_input_handle(pred.get_input_names()[0])
+    h_out = [pred.get_output_handle(n) for n in pred.get_output_names()]
+
+    def run(x):
+        h_in.copy_from_cpu(x)
+        pred.run()
+        return [h.copy_to_cpu() for h in h_out]
+
+    return run
+
+
 def make_fluidrt(prog: Path, params: Path, threads: int, engine: bool):
     import fluidrt
 
@@ -75,14 +88,7 @@ def make_fluidrt(prog: Path, params: Path, threads: int, engine: bool):
     if engine:
         cfg.enable_engine()
     pred = fluidrt.create_predictor(cfg)
-    h_in = pred.get_input_handle(pred.get_input_names()[0])
-    h_out = [pred.get_output_handle(n) for n in pred.get_output_names()]
-
-    def run(x):
-        h_in.copy_from_cpu(x)
-        pred.run()
-        return [h.copy_to_cpu() for h in h_out]
-
+    run = handle_runner(pred)
     summary = [line.strip() for line in pred.summary().splitlines()]
     tactics = [line for line in summary if line.startswith("tactics:")]
     return run, "; ".join(summary[:1] + tactics)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from fluidrt.engine import dnnl
-from fluidrt.engine.dnnl_tactics import PerShape, eltwise_post_op, missing_library, nhwc_strides
+from fluidrt.engine.dnnl_tactics import conv_primitives, eltwise_post_op, missing_library
 from fluidrt.engine.inplace import DONATE, residual_input
 from fluidrt.engine.int8_tactics import qconv
 from fluidrt.engine.layers import Runner, tactic
@@ -58,12 +58,6 @@ def _applies(node: Node) -> bool:
 @tactic(qconv, name="dnnl_int8", devices=("cpu",), applies=_applies, missing=missing_library)
 def _qconv_dnnl(node: Node, consts: dict[int, torch.Tensor], device: torch.device) -> Runner:
     a = get_op(node.op).resolve_attrs(node.attrs)
-    stride = tuple(int(s) for s in a["strides"])
-    dil = tuple(int(d) for d in a["dilations"])
-    groups = int(a["groups"])
-    pt, pl, pb, pr = (int(p) for p in a["pads"])
-    weight, bias = consts[1], consts.get(3)
-    co, _, kh, kw = weight.shape
     eltwise = eltwise_post_op(a["activation"], a["act_attrs"])
     residual = _residual(node)
     at = residual_input(node)
@@ -86,31 +80,15 @@ def _qconv_dnnl(node: Node, consts: dict[int, torch.Tensor], device: torch.devic
     res_factor = torch.tensor(res_scale, dtype=torch.float32)
     out_dtype = torch.int8 if int8_out else torch.float32
 
-    def out(shape: tuple[int, ...]) -> tuple[int, ...]:
-        n, _, h, w = shape
-        ho = (h + pt + pb - dil[0] * (kh - 1) - 1) // stride[0] + 1
-        wo = (w + pl + pr - dil[1] * (kw - 1) - 1) // stride[1] + 1
-        return (n, co, ho, wo)
-
-    def make(x: tuple[int, ...], y: tuple[int, ...]) -> dnnl.Conv2d:
-        return dnnl.Conv2d(
-            x,
-            nhwc_strides(x),
-            y,
-            nhwc_strides(y),
-            weight,
-            bias,
-            stride,
-            (pt, pl, pb, pr),
-            dil,
-            groups,
-            eltwise,
-            accumulate=accumulate,
-            residual=residual is not None and not accumulate,
-            int8=quant,
-        )
-
-    prims = PerShape(make, out, node.inputs[0].shape)
+    prims = conv_primitives(
+        node,
+        consts[1],
+        consts.get(3),
+        eltwise,
+        accumulate,
+        residual is not None and not accumulate,
+        quant,
+    )
 
     def run(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
         x = args[0].contiguous(memory_format=torch.channels_last)

@@ -111,18 +111,24 @@ def missing_library() -> str:
     return "" if dnnl.available() else f"no oneDNN library: {dnnl.unavailable_reason()}"
 
 
-@tactic(conv, name="dnnl", devices=("cpu",), applies=_applies, missing=missing_library)
-def _conv_dnnl(node: Node, consts: dict[int, torch.Tensor], device: torch.device) -> Runner:
+def conv_primitives(
+    node: Node,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    eltwise: dnnl.Eltwise | None,
+    accumulate: bool,
+    residual: bool,
+    int8: dnnl.Int8 | None = None,
+) -> PerShape:
+    """A convolution layer's oneDNN primitives per input shape, over NHWC tensors (geometry
+    from the node's attributes; see ``dnnl.Conv2d`` for the rest)."""
     a = node.attrs
     stride = tuple(int(s) for s in a.get("strides", [1, 1]))
     dil = tuple(int(d) for d in a.get("dilations", [1, 1]))
     groups = int(a.get("groups", 1))
-    pt, pl, pb, pr = (int(p) for p in a.get("pads", [0, 0, 0, 0]))
-    weight, bias = consts[1], consts.get(2)
+    pads = tuple(int(p) for p in a.get("pads", [0, 0, 0, 0]))
+    pt, pl, pb, pr = pads
     co, _, kh, kw = weight.shape
-    eltwise = eltwise_post_op(a.get("activation", "none"), a.get("act_attrs", {}))
-    has_residual = len(node.inputs) > 3 and node.inputs[3] is not None
-    accumulate = bool(has_residual and node.meta.get(DONATE))
 
     def out(shape: tuple[int, ...]) -> tuple[int, ...]:
         n, _, h, w = shape
@@ -139,15 +145,27 @@ def _conv_dnnl(node: Node, consts: dict[int, torch.Tensor], device: torch.device
             weight,
             bias,
             stride,
-            (pt, pl, pb, pr),
+            pads,
             dil,
             groups,
             eltwise,
             accumulate=accumulate,
-            residual=has_residual and not accumulate,
+            residual=residual,
+            int8=int8,
         )
 
-    prims = PerShape(make, out, node.inputs[0].shape)
+    return PerShape(make, out, node.inputs[0].shape)
+
+
+@tactic(conv, name="dnnl", devices=("cpu",), applies=_applies, missing=missing_library)
+def _conv_dnnl(node: Node, consts: dict[int, torch.Tensor], device: torch.device) -> Runner:
+    a = node.attrs
+    eltwise = eltwise_post_op(a.get("activation", "none"), a.get("act_attrs", {}))
+    has_residual = len(node.inputs) > 3 and node.inputs[3] is not None
+    accumulate = bool(has_residual and node.meta.get(DONATE))
+    prims = conv_primitives(
+        node, consts[1], consts.get(2), eltwise, accumulate, has_residual and not accumulate
+    )
 
     def run(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
         x = args[0].contiguous(memory_format=torch.channels_last)
