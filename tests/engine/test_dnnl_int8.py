@@ -209,3 +209,47 @@ graph g(%x: int8[N,8,6,6]) {{
 }}"""
     g = parse_graph(text, infer=infer_node)
     assert donatable_residuals(g) == {g.nodes[2].name}
+
+
+def test_an_int8_engine_on_dnnl_int8_matches_the_native_graph() -> None:
+    """A chain of int8 convolutions whose last one adds (and is donated) the first one's output,
+    ending in an fp32 output, run as an engine with every qconv2d on dnnl_int8: bit-identical to
+    the native executor, the donated residual written in place."""
+    from fluidrt.engine.builder import build_engine
+    from fluidrt.ops.executor import NativeExecutor
+    from fluidrt.settings import Settings
+
+    q = '"in_scale": 0.1, "pads": [1, 1, 1, 1], "activation": "relu"'
+    text = f"""
+graph g(%x: int8[N,8,6,6]) {{
+  %w: int8[8,8,3,3] = const
+  %ws: float32[8] = const
+  %b: float32[8] = const
+  %a = qconv2d(%x, %w, %ws, %b) {{{q}, "out_scale": 0.1}}
+  %c = qconv2d(%a, %w, %ws, %b) {{{q}, "out_scale": 0.1}}
+  %d = qconv2d(%c, %w, %ws, %b, %a) {{{q}, "out_scale": 0.1, "residual_scale": 0.1}}
+  %e = qconv2d(%d, %w, %ws, %b, %d) {{{q}, "residual_scale": 0.1}}
+  return %e
+}}"""
+
+    def graph():
+        g = parse_graph(text, infer=infer_node)
+        rng = np.random.default_rng(0)
+        g.values["w"].data = rng.integers(-127, 128, (8, 8, 3, 3)).astype(np.int8)
+        g.values["ws"].data = rng.uniform(0.002, 0.01, 8).astype(np.float32)
+        g.values["b"].data = rng.standard_normal(8).astype(np.float32)
+        return g
+
+    engine = build_engine(graph(), Settings(use_engine=True, max_batch_size=2), CPU)
+    for node in engine.graph.nodes:
+        assert node.op == "qconv2d"
+        node.meta["tactic"] = "dnnl_int8"
+    ctx = engine.create_execution_context()
+    assert [n.name for n in engine.graph.nodes if n.meta.get(DONATE)] == [
+        engine.graph.nodes[2].name
+    ]
+    (x,) = _feeds(graph(), 2, seed=3)
+    (want,) = NativeExecutor(graph()).run([x])
+    (got,) = ctx.run([x])
+    assert got.dtype == torch.float32
+    assert torch.equal(got, want)
