@@ -16,6 +16,7 @@ import argparse
 import json
 import logging
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -124,6 +125,7 @@ def main() -> None:
                 flush=True,
             )
         results["models"][model] = row
+        results["command"] = "python bench/int8_accuracy.py " + " ".join(sys.argv[1:])
         results["setup"] = {
             "calib_inputs": args.n,
             "eval_inputs": args.n,
