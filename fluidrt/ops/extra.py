@@ -522,11 +522,18 @@ def quantize_linear(
     dtype: str,
 ) -> Tensor:
     """Saturate(round_half_even(x / scale) + zero_point) to the integer ``dtype``."""
-    y = torch.round(x / _per_axis(scale, x, axis, block_size)).to(torch.int64)
-    if zero_point is not None:
-        y = y + _per_axis(zero_point, x, axis, block_size).to(torch.int64)
     lo, hi = _INT_RANGES[dtype]
-    return torch.clamp(y, lo, hi).to(to_torch(dtype))
+    y = torch.round(x / _per_axis(scale, x, axis, block_size))
+    if dtype == "int32":
+        y = y.to(torch.int64)
+        if zero_point is not None:
+            y = y + _per_axis(zero_point, x, axis, block_size).to(torch.int64)
+        return torch.clamp(y, lo, hi).to(torch.int32)
+    # 8/16-bit: float32 holds every integer to 2**24, and anything beyond saturates either way
+    y = y.to(torch.float32)
+    if zero_point is not None:
+        y = y + _per_axis(zero_point, x, axis, block_size).to(torch.float32)
+    return y.clamp_(lo, hi).to(to_torch(dtype))
 
 
 # ---- losses ---------------------------------------------------------------------------------
