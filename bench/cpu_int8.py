@@ -6,11 +6,13 @@ One process, batch 1, 2 threads. Runners, all on the same paddle.vision export
 (``tools/export_models.py``, seeded random weights; ``bench/cpu_resnet50.py`` builds the ONNX
 file with paddle2onnx): ``fluidrt-engine`` (FP32), ``fluidrt-int8`` (entropy calibration on
 ``--calib`` natural-image crops, ``fluidrt.data``; the timed predictor loads the calibration table
-the first one wrote), ``paddle-inference`` (FP32, oneDNN), ``onnxruntime`` (FP32),
+the first one wrote; the sensitivity check keeps the layers that move the output most in FP32),
+``fluidrt-int8-all`` (the same with the check off: every layer but the stem in INT8, as the
+peers' INT8 models have it), ``paddle-inference`` (FP32, oneDNN), ``onnxruntime`` (FP32),
 ``onnxruntime-int8`` (the ONNX model quantized by onnxruntime's own ``quantize_static`` on the
 same crops: QDQ, per-channel int8 weights, min-max activations), ``openvino`` (FP32) and
 ``openvino-int8`` (OpenVINO compiling that QDQ model). Rounds alternate the runners' order;
-``paired`` gives fluidrt-int8's ratio to each runner round by round. Also top-1 agreement of
+``paired`` gives fluidrt's INT8 runners' ratios to each peer round by round. Also top-1 agreement of
 every runner with Paddle Inference FP32 on ``--eval`` held-out crops. Writes
 ``bench/results/cpu-int8-<model>.json``.
 """
@@ -34,7 +36,9 @@ sys.path.insert(0, str(REPO / "bench"))
 import cpu_resnet50 as peers  # noqa: E402
 
 
-def make_fluidrt_int8(prog: Path, params: Path, threads: int, calib: np.ndarray, cache: str):
+def make_fluidrt_int8(
+    prog: Path, params: Path, threads: int, calib: np.ndarray, cache: str, sensitivity: bool = True
+):
     import fluidrt
 
     def config() -> fluidrt.Config:
@@ -45,7 +49,11 @@ def make_fluidrt_int8(prog: Path, params: Path, threads: int, calib: np.ndarray,
             max_batch_size=1, precision_mode=fluidrt.PrecisionType.Int8, use_calib_mode=True
         )
         cfg.set_optim_cache_dir(cache)
-        cfg.set_calibration(num_inputs=len(calib), min_inputs=min(100, len(calib)))
+        cfg.set_calibration(
+            num_inputs=len(calib),
+            min_inputs=min(100, len(calib)),
+            sensitivity_threshold=None if sensitivity else 0.0,
+        )
         return cfg
 
     first = fluidrt.create_predictor(config())
@@ -153,6 +161,9 @@ def main() -> None:
         "fluidrt-int8": lambda: make_fluidrt_int8(
             prog, params, args.threads, calib, tempfile.mkdtemp()
         ),
+        "fluidrt-int8-all": lambda: make_fluidrt_int8(
+            prog, params, args.threads, calib, tempfile.mkdtemp(), sensitivity=False
+        ),
         "paddle-inference": lambda: peers.make_paddle(prog, params, args.threads),
         "onnxruntime": lambda: peers.make_onnxruntime(prog, params, args.threads),
         "onnxruntime-int8": lambda: make_onnxruntime_int8(prog, args.threads, calib),
@@ -212,13 +223,13 @@ def main() -> None:
             }
         )
     paired = {}
-    if "fluidrt-int8" in runners:
-        ours = round_medians["fluidrt-int8"]
+    for mine in [n for n in ("fluidrt-int8", "fluidrt-int8-all") if n in runners]:
+        ours = round_medians[mine]
         for name in names:
-            if name == "fluidrt-int8":
+            if name.startswith("fluidrt-int8"):
                 continue
             ratios = [a / b for a, b in zip(ours, round_medians[name], strict=True)]
-            paired[f"fluidrt-int8 / {name}"] = {
+            paired[f"{mine} / {name}"] = {
                 "ratio_median": round(statistics.median(ratios), 4),
                 "rounds_faster": sum(q < 1.0 for q in ratios),
                 "rounds": len(ratios),

@@ -10,24 +10,34 @@ into a copy of it; for an fp32 output it is dequantized first (as the reference 
 residual is summed in place when donated, else read as a second fp32 source. Offered for int8
 or fp32 outputs and activations with an exact oneDNN post-op (``dnnl_tactics``); the builder
 times it against the other ``qconv2d`` tactics.
+
+A ``qmatmul`` (a[..., K] @ w[N, K]^T, a classifier or a transformer's projection) runs as the same
+primitive: a 1x1 convolution over [M, K, 1, 1], which is that GEMM with the same epilogue.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
 from fluidrt.engine import dnnl
 from fluidrt.engine.dnnl_tactics import conv_primitives, eltwise_post_op, missing_library
 from fluidrt.engine.inplace import DONATE, residual_input
-from fluidrt.engine.int8_tactics import qconv
+from fluidrt.engine.int8_tactics import qconv, qgemm
 from fluidrt.engine.layers import Runner, tactic
 from fluidrt.ir.graph import Node
 from fluidrt.ops.registry import get_op
 
 
+def _residual_at(node: Node) -> int:
+    at = residual_input(node)
+    return 4 if at is None else at  # qmatmul: a, w, w_scale, bias, residual
+
+
 def _residual(node: Node) -> str | None:
     """None (no residual), "int8" or "float"."""
-    at = residual_input(node)
+    at = _residual_at(node)
     if len(node.inputs) <= at or node.inputs[at] is None:
         return None
     return "int8" if node.inputs[at].dtype == "int8" else "float"
@@ -38,7 +48,21 @@ def _applies(node: Node) -> bool:
     x, w = node.inputs[0], node.inputs[1]
     if x.dtype != "int8" or len(x.shape or ()) != 4 or a.get("auto_pad", "NOTSET") != "NOTSET":
         return False
-    if not (w.is_const and len(w.shape or ()) == 4 and node.inputs[2].is_const):
+    if not (w.is_const and len(w.shape or ()) == 4):
+        return False
+    return _epilogue_applies(node)
+
+
+def _gemm_applies(node: Node) -> bool:
+    x, w = node.inputs[0], node.inputs[1]
+    if x.dtype != "int8" or len(x.shape or ()) < 2 or not (w.is_const and len(w.shape) == 2):
+        return False
+    return _epilogue_applies(node)
+
+
+def _epilogue_applies(node: Node) -> bool:
+    a = node.attrs
+    if not node.inputs[2].is_const:
         return False
     if len(node.inputs) > 3 and node.inputs[3] is not None and not node.inputs[3].is_const:
         return False
@@ -48,7 +72,7 @@ def _applies(node: Node) -> bool:
     residual = _residual(node)
     if residual == "int8" and a.get("residual_scale") is None:
         return False
-    if residual == "float" and node.inputs[residual_input(node)].dtype != "float32":
+    if residual == "float" and node.inputs[_residual_at(node)].dtype != "float32":
         return False
     if eltwise_post_op(a.get("activation", "none"), a.get("act_attrs", {})) is False:
         return False
@@ -57,10 +81,43 @@ def _applies(node: Node) -> bool:
 
 @tactic(qconv, name="dnnl_int8", devices=("cpu",), applies=_applies, missing=missing_library)
 def _qconv_dnnl(node: Node, consts: dict[int, torch.Tensor], device: torch.device) -> Runner:
+    return _runner(node, consts, consts[1], None)
+
+
+@tactic(qgemm, name="dnnl_int8", devices=("cpu",), applies=_gemm_applies, missing=missing_library)
+def _qgemm_dnnl(node: Node, consts: dict[int, torch.Tensor], device: torch.device) -> Runner:
+    n, k = consts[1].shape
+    shape = node.inputs[0].shape
+    static = all(isinstance(d, int) and d > 0 for d in shape)
+    m = math.prod(shape[:-1]) if static else 0
+    conv = _runner(node, consts, consts[1].reshape(n, k, 1, 1), (m if static else "M", k, 1, 1))
+    at = _residual_at(node)
+
+    def run(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
+        x = args[0]
+        lead = x.shape[:-1]
+        flat = list(args)
+        flat[0] = x.reshape(-1, k, 1, 1)
+        if len(flat) > at and flat[at] is not None:
+            flat[at] = flat[at].reshape(-1, n, 1, 1)
+        (y,) = conv(flat)
+        return [y.reshape(*lead, n)]
+
+    return run
+
+
+def _runner(
+    node: Node,
+    consts: dict[int, torch.Tensor],
+    weight: torch.Tensor,
+    static_shape: tuple[int, ...] | None,
+) -> Runner:
+    """The int8 convolution over NCHW-shaped, NHWC-stored tensors (``static_shape``: the input
+    shape to make a primitive for at build, where it is not the node's input's)."""
     a = get_op(node.op).resolve_attrs(node.attrs)
     eltwise = eltwise_post_op(a["activation"], a["act_attrs"])
     residual = _residual(node)
-    at = residual_input(node)
+    at = _residual_at(node)
     int8_out = a["out_scale"] is not None
     donated = bool(node.meta.get(DONATE))
     # how the residual gets in: summed into the output buffer by oneDNN's sum post-op (an int8
@@ -82,12 +139,13 @@ def _qconv_dnnl(node: Node, consts: dict[int, torch.Tensor], device: torch.devic
 
     prims = conv_primitives(
         node,
-        consts[1],
+        weight,
         consts.get(3),
         eltwise,
         accumulate,
         residual is not None and not accumulate,
         quant,
+        static_shape,
     )
 
     def run(args: list[torch.Tensor | None]) -> list[torch.Tensor]:

@@ -119,9 +119,11 @@ def conv_primitives(
     accumulate: bool,
     residual: bool,
     int8: dnnl.Int8 | None = None,
+    static_shape: Any = None,
 ) -> PerShape:
     """A convolution layer's oneDNN primitives per input shape, over NHWC tensors (geometry
-    from the node's attributes; see ``dnnl.Conv2d`` for the rest)."""
+    from the node's attributes; see ``dnnl.Conv2d`` for the rest). ``static_shape``: the NCHW
+    input shape to make a primitive for at once, where it is not the node's input's."""
     a = node.attrs
     stride = tuple(int(s) for s in a.get("strides", [1, 1]))
     dil = tuple(int(d) for d in a.get("dilations", [1, 1]))
@@ -154,7 +156,7 @@ def conv_primitives(
             int8=int8,
         )
 
-    return PerShape(make, out, node.inputs[0].shape)
+    return PerShape(make, out, node.inputs[0].shape if static_shape is None else static_shape)
 
 
 @tactic(conv, name="dnnl", devices=("cpu",), applies=_applies, missing=missing_library)
