@@ -7,8 +7,8 @@ One process, batch 1, 2 threads. Runners, all on the same paddle.vision export
 file with paddle2onnx): ``fluidrt-engine`` (FP32), ``fluidrt-int8`` (entropy calibration on
 ``--calib`` natural-image crops, ``fluidrt.data``; the timed predictor loads the calibration table
 the first one wrote; the sensitivity check keeps the layers that move the output most in FP32),
-``fluidrt-int8-all`` (the same with the check off: every layer but the stem in INT8, as the
-peers' INT8 models have it), ``paddle-inference`` (FP32, oneDNN), ``onnxruntime`` (FP32),
+``fluidrt-int8-all`` (quantized the peers' way: min-max calibration, the check off, every layer
+but the stem in INT8), ``paddle-inference`` (FP32, oneDNN), ``onnxruntime`` (FP32),
 ``onnxruntime-int8`` (the ONNX model quantized by onnxruntime's own ``quantize_static`` on the
 same crops: QDQ, per-channel int8 weights, min-max activations), ``openvino`` (FP32) and
 ``openvino-int8`` (OpenVINO compiling that QDQ model). Rounds alternate the runners' order;
@@ -37,7 +37,7 @@ import cpu_resnet50 as peers  # noqa: E402
 
 
 def make_fluidrt_int8(
-    prog: Path, params: Path, threads: int, calib: np.ndarray, cache: str, sensitivity: bool = True
+    prog: Path, params: Path, threads: int, calib: np.ndarray, cache: str, peers_way: bool = False
 ):
     import fluidrt
 
@@ -52,7 +52,8 @@ def make_fluidrt_int8(
         cfg.set_calibration(
             num_inputs=len(calib),
             min_inputs=min(100, len(calib)),
-            sensitivity_threshold=None if sensitivity else 0.0,
+            algorithm="minmax" if peers_way else "entropy",
+            sensitivity_threshold=0.0 if peers_way else None,
         )
         return cfg
 
@@ -162,7 +163,7 @@ def main() -> None:
             prog, params, args.threads, calib, tempfile.mkdtemp()
         ),
         "fluidrt-int8-all": lambda: make_fluidrt_int8(
-            prog, params, args.threads, calib, tempfile.mkdtemp(), sensitivity=False
+            prog, params, args.threads, calib, tempfile.mkdtemp(), peers_way=True
         ),
         "paddle-inference": lambda: peers.make_paddle(prog, params, args.threads),
         "onnxruntime": lambda: peers.make_onnxruntime(prog, params, args.threads),
