@@ -89,8 +89,8 @@ def _qgemm_dnnl(node: Node, consts: dict[int, torch.Tensor], device: torch.devic
     n, k = consts[1].shape
     shape = node.inputs[0].shape
     static = all(isinstance(d, int) and d > 0 for d in shape)
-    m = math.prod(shape[:-1]) if static else 0
-    conv = _runner(node, consts, consts[1].reshape(n, k, 1, 1), (m if static else "M", k, 1, 1))
+    rows = math.prod(shape[:-1]) if static else "M"  # "M": no primitive until a shape comes
+    conv = _runner(node, consts, consts[1].reshape(n, k, 1, 1), (rows, k, 1, 1))
     at = _residual_at(node)
 
     def run(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
