@@ -23,24 +23,19 @@ import torch
 
 from fluidrt.engine import dnnl
 from fluidrt.engine.dnnl_tactics import conv_primitives, eltwise_post_op, missing_library
-from fluidrt.engine.inplace import DONATE, residual_input
+from fluidrt.engine.inplace import DONATE
 from fluidrt.engine.int8_tactics import qconv, qgemm
 from fluidrt.engine.layers import Runner, tactic
 from fluidrt.ir.graph import Node
+from fluidrt.ops.quantized import RESIDUAL
 from fluidrt.ops.registry import get_op
-
-
-def _residual_at(node: Node) -> int:
-    at = residual_input(node)
-    return 4 if at is None else at  # qmatmul: a, w, w_scale, bias, residual
 
 
 def _residual(node: Node) -> str | None:
     """None (no residual), "int8" or "float"."""
-    at = _residual_at(node)
-    if len(node.inputs) <= at or node.inputs[at] is None:
+    if len(node.inputs) <= RESIDUAL or node.inputs[RESIDUAL] is None:
         return None
-    return "int8" if node.inputs[at].dtype == "int8" else "float"
+    return "int8" if node.inputs[RESIDUAL].dtype == "int8" else "float"
 
 
 def _applies(node: Node) -> bool:
@@ -72,7 +67,7 @@ def _epilogue_applies(node: Node) -> bool:
     residual = _residual(node)
     if residual == "int8" and a.get("residual_scale") is None:
         return False
-    if residual == "float" and node.inputs[_residual_at(node)].dtype != "float32":
+    if residual == "float" and node.inputs[RESIDUAL].dtype != "float32":
         return False
     if eltwise_post_op(a.get("activation", "none"), a.get("act_attrs", {})) is False:
         return False
@@ -91,15 +86,14 @@ def _qgemm_dnnl(node: Node, consts: dict[int, torch.Tensor], device: torch.devic
     static = all(isinstance(d, int) and d > 0 for d in shape)
     rows = math.prod(shape[:-1]) if static else "M"  # "M": no primitive until a shape comes
     conv = _runner(node, consts, consts[1].reshape(n, k, 1, 1), (rows, k, 1, 1))
-    at = _residual_at(node)
 
     def run(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
         x = args[0]
         lead = x.shape[:-1]
         flat = list(args)
         flat[0] = x.reshape(-1, k, 1, 1)
-        if len(flat) > at and flat[at] is not None:
-            flat[at] = flat[at].reshape(-1, n, 1, 1)
+        if len(flat) > RESIDUAL and flat[RESIDUAL] is not None:
+            flat[RESIDUAL] = flat[RESIDUAL].reshape(-1, n, 1, 1)
         (y,) = conv(flat)
         return [y.reshape(*lead, n)]
 
@@ -117,7 +111,6 @@ def _runner(
     a = get_op(node.op).resolve_attrs(node.attrs)
     eltwise = eltwise_post_op(a["activation"], a["act_attrs"])
     residual = _residual(node)
-    at = _residual_at(node)
     int8_out = a["out_scale"] is not None
     donated = bool(node.meta.get(DONATE))
     # how the residual gets in: summed into the output buffer by oneDNN's sum post-op (an int8
@@ -155,7 +148,7 @@ def _runner(
             y = torch.empty(nhwc, dtype=out_dtype).permute(0, 3, 1, 2)
             prim(x, y)
             return [y]
-        r = args[at].contiguous(memory_format=torch.channels_last)
+        r = args[RESIDUAL].contiguous(memory_format=torch.channels_last)
         if accumulate:
             if dequantize:
                 y = r.float() * res_factor

@@ -14,10 +14,11 @@ That is only safe when nobody can see the residual afterwards. The residual is d
 from __future__ import annotations
 
 from fluidrt.ir.graph import Graph, Node
+from fluidrt.ops import quantized
 
 # where each convolution op takes its residual (conv: x, w, bias, residual; qconv2d: x, w,
 # w_scale, bias, residual); every tactic of these ops returns a new tensor
-RESIDUAL_INPUT = {"conv2d": 3, "fused_conv2d": 3, "qconv2d": 4}
+RESIDUAL_INPUT = {"conv2d": 3, "fused_conv2d": 3, "qconv2d": quantized.RESIDUAL}
 DONATE = "donate_residual"
 
 

@@ -120,11 +120,15 @@ def _border_chunked(node: Node, consts: dict[int, torch.Tensor], device: torch.d
     def reference(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
         return prepared([consts.get(i) if a is None else a for i, a in enumerate(args)])
 
-    def chunks(args: list[torch.Tensor | None], out: torch.Tensor, step: Any) -> list[torch.Tensor]:
+    def chunks(
+        args: list[torch.Tensor | None], dtype: torch.dtype, step: Any
+    ) -> list[torch.Tensor]:
         x = args[0]
-        xv, ov = _dense_flat(x), _dense_flat(out)
-        if xv is None or ov is None or out.stride() != x.stride():
+        xv = _dense_flat(x)
+        if xv is None:
             return reference(args)
+        out = torch.empty_like(x, dtype=dtype)  # a dense input's strides, so the same order
+        ov = _dense_flat(out)
         n = xv.numel()
         for start in range(0, n, CHUNK):
             stop = min(n, start + CHUNK)
@@ -142,7 +146,7 @@ def _border_chunked(node: Node, consts: dict[int, torch.Tensor], device: torch.d
             x = args[0]
             if x.dtype != torch.float32:
                 return reference(args)
-            return chunks(args, torch.empty_like(x, dtype=torch.int8), quantize)
+            return chunks(args, torch.int8, quantize)
 
         return run_quantize
     dtype = to_torch(node.outputs[0].dtype)
@@ -152,7 +156,7 @@ def _border_chunked(node: Node, consts: dict[int, torch.Tensor], device: torch.d
         dst.copy_(buf)
 
     def run_dequantize(args: list[torch.Tensor | None]) -> list[torch.Tensor]:
-        return chunks(args, torch.empty_like(args[0], dtype=dtype), dequantize)
+        return chunks(args, dtype, dequantize)
 
     return run_dequantize
 

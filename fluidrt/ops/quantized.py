@@ -27,6 +27,7 @@ from fluidrt.ops.dtypes import to_torch
 from fluidrt.ops.fused import CONV_ATTRS, EPILOGUE_ATTRS, apply_activation
 from fluidrt.ops.registry import REQUIRED, get_op, register_op
 
+RESIDUAL = 4  # the residual's input index of qconv2d and qmatmul: x, w, w_scale, bias, residual
 QUANT_ATTRS = {
     "in_scale": REQUIRED,
     "out_scale": None,
